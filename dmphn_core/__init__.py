@@ -1,0 +1,3 @@
+"""DMPHN reference model, data, training and metrics."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,54 @@
+"""dmphn-ckpt: inspect checkpoints and import the authors' per-level files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..checkpoint import DEMO_CHECKPOINT, import_authors_checkpoint, load_checkpoint, save_checkpoint
+from ..geometry import LAYOUTS
+from .common import new_app, user_errors
+
+app = new_app("Inspect DMPHN checkpoints and import the original authors' weights.")
+
+
+@app.command()
+@user_errors
+def info(
+    checkpoint: Annotated[Path | None, typer.Argument(help="checkpoint file (default: the shipped demo model)")] = None,
+) -> None:
+    """Print a checkpoint's config, size block, parameter count and training record as JSON."""
+    ckpt = load_checkpoint(checkpoint or DEMO_CHECKPOINT)
+    geometry = ckpt.config.geometry
+    summary = {
+        "model": ckpt.config.name,
+        "config": ckpt.config.to_dict(),
+        "size_block_hw": list(geometry.size_block),
+        "patches_per_level": {level: geometry.grid(level).count for level in range(1, geometry.num_levels + 1)},
+        "parameters": sum(v.numel() for v in ckpt.state_dict.values()),
+        "dtype": str(next(iter(ckpt.state_dict.values())).dtype).removeprefix("torch."),
+        "toolkit_version": ckpt.toolkit_version,
+        "training": ckpt.training,
+        "resumable": ckpt.resume is not None,
+    }
+    print(json.dumps(summary, indent=2, default=str))
+
+
+@app.command("import-authors")
+@user_errors
+def import_authors(
+    folder: Annotated[Path, typer.Argument(help="folder with encoder_lv{1..4}.pkl and decoder_lv{1..4}.pkl")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="checkpoint to write")],
+    layout: Annotated[str, typer.Option(help=f"patch layout: {', '.join(LAYOUTS)}")] = "authors",
+) -> None:
+    """Convert the original authors' per-level state dicts into one checkpoint."""
+    ckpt = import_authors_checkpoint(folder, layout=layout)
+    save_checkpoint(output, ckpt.build_model(), training=ckpt.training)
+    print(f"wrote {output} ({ckpt.config.name}, {layout} layout)")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,48 @@
+"""Atomic writes: a file appears complete under its final name, or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import DMPHNError
+
+
+@contextlib.contextmanager
+def atomic_path(destination: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``destination``; rename it into place on success.
+
+    On any exception the temporary file is removed and ``destination`` keeps whatever it
+    held before. The temporary name keeps the destination's suffix (or ``suffix``) because
+    some writers (OpenCV, torch.export) choose the format from it.
+    """
+    destination = Path(destination)
+    parent = destination.parent if str(destination.parent) else Path(".")
+    if not parent.is_dir():
+        raise DMPHNError(f"cannot write {destination}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise DMPHNError(f"cannot write {destination}: folder {parent} is not writable")
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=suffix if suffix is not None else destination.suffix, dir=parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, destination)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(destination: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(destination) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(destination: str | os.PathLike, text: str) -> None:
+    with atomic_path(destination) as tmp:
+        tmp.write_text(text)

@@ -1,0 +1,87 @@
+"""Every export checks itself: run the artifact, compare with PyTorch fp32, pass or fail.
+
+Inputs are fixed (seeded) random images and a real photo bundled with scikit-image. The
+reference is the eager static-shape model in float32 (TF32 off) on the runner's device.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from dmphn_core.samples import sample_photo
+from runtimes.base import Runner
+from runtimes.compare import Comparison, Tolerance, compare_outputs
+from runtimes.torch_utils import tf32_mode
+
+PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png")
+
+
+def verification_inputs(batch: int, height: int, width: int, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """``[(label, (B, 3, H, W) float32)]``: one seeded random batch and one batch of photos."""
+    generator = torch.Generator().manual_seed(seed)
+    random = torch.rand(batch, 3, height, width, generator=generator).numpy()
+    photos = np.stack([sample_photo(height, width, PHOTOS[i % len(PHOTOS)]).transpose(2, 0, 1) for i in range(batch)])
+    return [(f"random(seed={seed})", random), ("photo", np.ascontiguousarray(photos, dtype=np.float32))]
+
+
+def reference_output(model: nn.Module, x: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Eager fp32 output of ``model`` (not modified: evaluated on a copy when moved)."""
+    params = next(model.parameters())
+    reference = model if params.device.type == device and params.dtype == torch.float32 else _moved(model, device)
+    with torch.inference_mode(), tf32_mode(False):
+        return reference.eval()(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+
+def _moved(model: nn.Module, device: str) -> nn.Module:
+    return copy.deepcopy(model).to(device, torch.float32)
+
+
+@dataclass
+class VerificationReport:
+    runner: dict
+    tolerance: str
+    cases: list[dict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and all(case["passed"] for case in self.cases)
+
+    def add(self, label: str, shape: tuple[int, ...], comparison: Comparison) -> None:
+        self.cases.append({"input": label, "shape": list(shape), **comparison.to_dict()})
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+    def lines(self) -> list[str]:
+        """Human-readable lines, one per case, then the verdict."""
+        out = [f"verify {self.runner.get('runner', '?')} against PyTorch fp32 ({self.tolerance}):"]
+        for case in self.cases:
+            out.append(
+                f"  {case['input']:<16} {'x'.join(map(str, case['shape'])):<14} max_abs={case['max_abs']:.3g} "
+                f"mean_abs={case['mean_abs']:.3g} psnr={case['psnr_db']:.2f}dB {'ok' if case['passed'] else 'FAIL'}"
+            )
+        out.append("verification " + ("passed" if self.passed else "FAILED"))
+        return out
+
+
+def verify_runner(
+    runner: Runner,
+    model: nn.Module,
+    tolerance: Tolerance,
+    shapes: list[tuple[int, int, int]],
+    seed: int = 0,
+) -> VerificationReport:
+    """Run ``runner`` at each ``(batch, height, width)``; it is activated and deactivated here."""
+    report = VerificationReport(runner=runner.describe(), tolerance=tolerance.describe())
+    reference_device = "cuda" if runner.device == "cuda" else "cpu"
+    with runner:
+        for batch, height, width in shapes:
+            for label, x in verification_inputs(batch, height, width, seed):
+                expected = reference_output(model, x, reference_device)
+                report.add(label, x.shape, compare_outputs(runner.infer(x), expected, tolerance))
+    return report

@@ -1,0 +1,34 @@
+"""Small PyTorch helpers shared by the torch-based runners (eager, compile, AOTInductor)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from dmphn_core.errors import DMPHNError
+
+TORCH_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    try:
+        return TORCH_DTYPES[precision]
+    except KeyError:
+        raise DMPHNError(f"unknown precision {precision!r}; use one of {sorted(TORCH_DTYPES)}") from None
+
+
+@contextlib.contextmanager
+def tf32_mode(enabled: bool) -> Iterator[None]:
+    """Allow or forbid TF32 in cuDNN convs and cuBLAS matmuls, restoring the old flags after.
+
+    PyTorch allows TF32 in cuDNN convolutions by default, so an "fp32" CUDA run must turn
+    it off explicitly to be fp32.
+    """
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old

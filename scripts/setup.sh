@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Make .venv from nothing and install the toolkit with its test tools.
+#   CPU host: a pinned CPU torch first (an unpinned torch would pull a multi-GB CUDA build).
+#   CUDA host (nvidia-smi sees a GPU): the CUDA torch and the [gpu] extra.
+# Override with TORCH_SPEC (e.g. "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+PIP="$VENV/bin/python -m pip"
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+$PIP install -q --upgrade pip
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    $PIP install -q ${TORCH_SPEC:-torch}
+    $PIP install -q -e ".[dev,gpu]"
+    $PIP uninstall -q -y onnxruntime || true
+    $PIP install -q onnxruntime-gpu
+else
+    $PIP install -q ${TORCH_SPEC:-torch==2.13.0}
+    $PIP install -q -e ".[dev]"
+fi
+"$VENV/bin/python" -c "import torch, onnxruntime; print('torch', torch.__version__, '| onnxruntime', onnxruntime.__version__, '| cuda', torch.cuda.is_available())"

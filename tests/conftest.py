@@ -1,0 +1,39 @@
+"""Shared fixtures. Tests run on tiny images (e.g. 64x128) so CI stays fast on 2 CPU cores."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from dmphn_core.checkpoint import save_checkpoint
+from dmphn_core.model import DMPHN, dmphn
+
+# Keep CPU tests deterministic in speed and result: 2 threads, as on CI.
+torch.set_num_threads(int(os.environ.get("DMPHN_TEST_THREADS", "2")))
+
+#: The small shape most tests use; fits every hierarchy (1-2-4-8 needs H%8, W%16).
+TINY_HW = (64, 128)
+
+
+def random_model(levels: int | str = 4, layout: str = "design", seed: int = 0) -> DMPHN:
+    torch.manual_seed(seed)
+    return dmphn(levels, layout).eval()
+
+
+@pytest.fixture
+def make_checkpoint(tmp_path: Path) -> Callable[..., Path]:
+    """``make_checkpoint(levels=4, layout="design", seed=0) -> path`` of a random-weight checkpoint."""
+
+    def make(levels: int | str = 4, layout: str = "design", seed: int = 0) -> Path:
+        path = tmp_path / f"dmphn_{levels}_{layout}_{seed}.pt"
+        save_checkpoint(path, random_model(levels, layout, seed), training={"note": "random weights for tests"})
+        return path
+
+    return make
+
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
