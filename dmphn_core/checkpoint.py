@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import zipfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,13 +94,18 @@ def _safe_load(path: Path) -> Any:
         ) else ""
         raise CheckpointError(f"checkpoint path is a folder, not a file: {path}{hint}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # a non-torch pickle makes torch warn about its protocol before failing
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):
+            raise CheckpointError(f"cannot read checkpoint {path}: file is corrupt, truncated or not a torch file") from exc
         raise CheckpointError(
             f"refusing to load {path}: it holds Python objects other than tensors and plain "
             f"containers, which could run code (loaded with weights_only=True)"
         ) from exc
-    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - garbage makes the unpickler fail in arbitrary ways (KeyError, EOFError…)
         raise CheckpointError(f"cannot read checkpoint {path}: file is corrupt, truncated or not a torch file") from exc
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from dmphn_core.model import DMPHNConfig
 
 DEVICES = ("cpu", "cuda")
 #: Precisions a runner may declare. ``tf32`` is fp32 storage with TF32 matrix units (CUDA).
@@ -45,6 +46,9 @@ class Runner(abc.ABC):
         #: (B, 3, H, W) the loaded artifact accepts; None where any valid shape goes.
         #: Entries may be None for dynamic axes. Set by ``_activate`` when known.
         self.input_shape: tuple[int | None, ...] | None = None
+        #: Config of the loaded model (levels, layout -> size block for padding). Set by
+        #: ``_activate`` from the model or from the artifact's metadata.
+        self.model_config: DMPHNConfig | None = None
 
     @classmethod
     def unavailable_reason(cls, device: str, precision: str) -> str | None:

@@ -72,6 +72,7 @@ class TorchRunner(Runner):
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
+        self.model_config = model.config
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         assert self.model is not None

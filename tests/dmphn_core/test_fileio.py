@@ -1,0 +1,37 @@
+import pytest
+
+from dmphn_core.errors import DMPHNError
+from dmphn_core.fileio import atomic_path, write_text_atomic
+
+
+def test_success_renames_into_place(tmp_path):
+    target = tmp_path / "a.json"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".json" and tmp != target
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_failure_keeps_old_content_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "a.txt"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(DMPHNError, match="does not exist"):
+        write_text_atomic(tmp_path / "nope" / "a.txt", "x")
+
+
+def test_unwritable_folder_is_a_clear_error(tmp_path, monkeypatch):
+    # chmod does not stop root (CI runs as root), so ask the check itself
+    monkeypatch.setattr("dmphn_core.fileio.os.access", lambda path, mode: False)
+    with pytest.raises(DMPHNError, match="not writable"):
+        write_text_atomic(tmp_path / "a.txt", "x")
+    assert not list(tmp_path.iterdir())

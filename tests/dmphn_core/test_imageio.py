@@ -1,0 +1,66 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from dmphn_core.errors import ImageError
+from dmphn_core.imageio import image_to_tensor, list_images, read_image, tensor_to_image, write_image
+
+
+def test_png_round_trip_is_exact_at_8_bit(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    image = pixels.astype(np.float32) / 255.0
+    write_image(tmp_path / "a.png", image)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), image)
+
+
+def test_channels_are_rgb_not_bgr(tmp_path):
+    bgr = np.zeros((4, 4, 3), np.uint8)
+    bgr[..., 2] = 255  # red in OpenCV's BGR order
+    cv2.imwrite(str(tmp_path / "red.png"), bgr)
+    image = read_image(tmp_path / "red.png")
+    assert image[0, 0].tolist() == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_grey_and_rgba_become_rgb(tmp_path, channels):
+    raw = np.full((5, 6, channels) if channels > 1 else (5, 6), 128, np.uint8)
+    cv2.imwrite(str(tmp_path / "x.png"), raw)
+    assert read_image(tmp_path / "x.png").shape == (5, 6, 3)
+
+
+def test_sixteen_bit_is_scaled(tmp_path):
+    cv2.imwrite(str(tmp_path / "x.png"), np.full((3, 3, 3), 65535, np.uint16))
+    assert read_image(tmp_path / "x.png").max() == pytest.approx(1.0)
+
+
+def test_missing_and_corrupt_files_raise_image_error(tmp_path):
+    with pytest.raises(ImageError, match="image not found"):
+        read_image(tmp_path / "nope.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png at all")
+    with pytest.raises(ImageError, match="cannot decode"):
+        read_image(tmp_path / "bad.png")
+
+
+def test_write_refuses_nan_and_bad_shapes_and_keeps_old_file(tmp_path):
+    target = tmp_path / "out.png"
+    write_image(target, np.zeros((4, 4, 3), np.float32))
+    before = target.read_bytes()
+    with pytest.raises(ImageError, match="NaN"):
+        write_image(target, np.full((4, 4, 3), np.nan, np.float32))
+    with pytest.raises(ImageError, match=r"expected \(H, W, 3\)"):
+        write_image(target, np.zeros((4, 4), np.float32))
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_tensor_conversions_and_listing(tmp_path):
+    image = np.random.default_rng(1).random((6, 8, 3), dtype=np.float32)
+    tensor = image_to_tensor(image)
+    assert tensor.shape == (1, 3, 6, 8)
+    np.testing.assert_array_equal(tensor_to_image(tensor), image)
+    with pytest.raises(ValueError, match="single image"):
+        tensor_to_image(torch.zeros(2, 3, 4, 4))
+    for name in ("b.png", "a.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.png"]

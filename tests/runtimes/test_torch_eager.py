@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+
+from runtimes.torch_eager import ModelFromCheckpoint, TorchReferenceRunner, TorchRunner
+from tests.conftest import TINY_HW, random_model
+
+
+def test_static_and_reference_runners_agree_on_a_checkpoint(make_checkpoint):
+    path = make_checkpoint(4)
+    x = np.random.default_rng(0).random((2, 3, *TINY_HW), dtype=np.float32)
+    with TorchRunner(path) as fast, TorchReferenceRunner(path) as reference:
+        assert np.abs(fast.infer(x) - reference.infer(x)).max() <= 1e-5
+        assert fast.model_config.levels == 4
+        assert reference.name == "torch-ref-cpu-fp32"
+
+
+def test_runner_does_not_touch_the_callers_model():
+    model = random_model(2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with TorchRunner(model, precision="bf16") as runner:
+        out = runner.infer(torch.rand(1, 3, 32, 32))
+    assert out.dtype == torch.float32
+    assert next(model.parameters()).dtype == torch.float32
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_bf16_is_close_to_fp32_on_cpu():
+    model = random_model(1)
+    x = torch.rand(1, 3, 32, 32)
+    with TorchRunner(model) as fp32, TorchRunner(model, precision="bf16") as bf16:
+        diff = (fp32.infer(x) - bf16.infer(x)).abs().max().item()
+    assert 0 < diff < 5e-2  # bf16 rounds (not identical) but stays close
+
+
+def test_loader_builds_per_patch_model(make_checkpoint):
+    from dmphn_core.reference import PerPatchDMPHN
+
+    assert isinstance(ModelFromCheckpoint(make_checkpoint(2), per_patch=True)(), PerPatchDMPHN)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16", "bf16"])
+def test_cuda_precisions_track_the_cpu_reference(precision):
+    model = random_model(4)
+    x = torch.rand(1, 3, *TINY_HW)
+    with TorchRunner(model) as cpu, TorchRunner(model, device="cuda", precision=precision) as gpu:
+        expected = cpu.infer(x)
+        out = gpu.infer(x.cuda())
+        assert out.device.type == "cuda"
+        from runtimes.compare import compare_outputs, tolerance_for
+
+        assert compare_outputs(out, expected, tolerance_for(precision)).passed
