@@ -1,0 +1,1 @@
+"""Parity and latency of every runtime, side by side, from one process and one set of inputs."""

@@ -1,0 +1,169 @@
+"""dmphn-bench and dmphn-parity: thin front ends over benchmarks.bench and benchmarks.parity."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from dmphn_core.cli.common import fail, new_app, user_errors
+from dmphn_core.errors import DMPHNError
+from dmphn_core.fileio import write_text_atomic
+
+from .bench import BenchSettings, run_benchmark
+from .machine import machine_info
+from .parity import run_parity
+from .prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
+from .report import add_speedups, bench_markdown, parity_markdown, plot_latency, write_csv, write_json
+
+bench_app = new_app("Latency of every runtime on the same inputs, side by side.")
+parity_app = new_app("Parity of every runtime against the PyTorch fp32 reference.")
+
+CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="checkpoint (default: the shipped demo model)")]
+RuntimeOpt = Annotated[str, typer.Option("--runtime", "-r", help="comma list of runtimes, or 'all'")]
+DeviceOpt = Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available)")]
+PrecisionOpt = Annotated[str, typer.Option(help="comma list of fp32, tf32, fp16, bf16")]
+WorkdirOpt = Annotated[Path | None, typer.Option(help="keep exported artifacts here (default: a temporary folder)")]
+CompileModeOpt = Annotated[str, typer.Option(help="torch.compile mode: default, max-autotune, reduce-overhead")]
+CudaGraphOpt = Annotated[bool, typer.Option("--cuda-graph", help="capture TensorRT / torch.compile runs in a CUDA graph")]
+ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads for torch and ONNX Runtime")]
+MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="write the table as markdown")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="write a JSON list of rows")]
+
+
+def _device(device: str | None) -> str:
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise DMPHNError(f"unknown device {device!r}; use cpu or cuda")
+    return device
+
+
+def _specs(runtime: str, device: str, precision: str, compile_mode: str, cuda_graph: bool) -> list[RunnerSpec]:
+    if compile_mode not in ("default", "max-autotune", "reduce-overhead"):
+        raise DMPHNError(f"unknown compile mode {compile_mode!r}; use default, max-autotune or reduce-overhead")
+    runtimes = parse_runtimes(runtime)
+    specs = [
+        RunnerSpec(key, device, prec, compile_mode, cuda_graph)
+        for key in runtimes
+        for prec in parse_precisions(precision)
+    ]
+    if runtime.strip() != "all":
+        # asked for by name: a runtime that cannot run here is an error, not a quiet skip
+        for spec in specs:
+            reason = spec.unavailable_reason()
+            if reason:
+                raise DMPHNError(f"{spec.label} cannot run here: {reason}")
+    return specs
+
+
+def _workdir(workdir: Path | None) -> tuple[Path, tempfile.TemporaryDirectory | None]:
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return workdir, None
+    temp = tempfile.TemporaryDirectory(prefix="dmphn-")
+    return Path(temp.name), temp
+
+
+@bench_app.command()
+@user_errors
+def bench(
+    checkpoint: CheckpointOpt = None,
+    runtime: RuntimeOpt = "all",
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = "fp32",
+    shape: Annotated[list[str] | None, typer.Option(help="HxW, repeatable (default 256x256)")] = None,
+    batch: Annotated[list[int] | None, typer.Option(help="batch size, repeatable (default 1)")] = None,
+    warmup: Annotated[int, typer.Option(help="untimed calls before timing")] = 3,
+    iters: Annotated[int, typer.Option(help="timed calls")] = 10,
+    threads: ThreadsOpt = None,
+    compile_mode: CompileModeOpt = "default",
+    cuda_graph: CudaGraphOpt = False,
+    peak_tflops: Annotated[float | None, typer.Option(help="device ceiling for the roofline floor (default: measured)")] = None,
+    workdir: WorkdirOpt = None,
+    markdown: MarkdownOpt = None,
+    json_path: JsonOpt = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="write rows as CSV")] = None,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG plot of latency by runtime and shape")] = None,
+) -> None:
+    """Time runtimes on one set of inputs: mean/p50/p90/p99/min, throughput, memory, roofline."""
+    device = _device(device)
+    if warmup < 0 or iters < 1:
+        raise DMPHNError("--warmup must be >= 0 and --iters >= 1")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    specs = _specs(runtime, device, precision, compile_mode, cuda_graph)
+    settings = BenchSettings(
+        shapes=[parse_shape(s) for s in (shape or ["256x256"])],
+        batches=batch or [1],
+        warmup=warmup,
+        iters=iters,
+        threads=threads,
+        peak_flops={p: peak_tflops * 1e12 for p in parse_precisions(precision)} if peak_tflops else None,
+    )
+    folder, temp = _workdir(workdir)
+    try:
+        rows = run_benchmark(specs, ArtifactCache(checkpoint, folder), settings, machine_info(device))
+    finally:
+        if temp is not None:
+            temp.cleanup()
+    add_speedups(rows)
+    table = bench_markdown(rows)
+    print(table)
+    if markdown:
+        write_text_atomic(markdown, table)
+    if json_path:
+        write_json(json_path, rows)
+    if csv_path:
+        write_csv(csv_path, rows)
+    if plot:
+        plot_latency(plot, rows)
+    errors = [r for r in rows if r["status"] == "error"]
+    if errors:
+        raise fail(f"{len(errors)} runtime(s) failed: " + "; ".join(f"{r['runner']}: {r['reason']}" for r in errors), 1)
+
+
+@parity_app.command()
+@user_errors
+def parity(
+    checkpoint: CheckpointOpt = None,
+    runtime: RuntimeOpt = "all",
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = "fp32",
+    shape: Annotated[str, typer.Option(help="HxW")] = "256x256",
+    batch: Annotated[int, typer.Option(help="batch size")] = 1,
+    compile_mode: CompileModeOpt = "default",
+    cuda_graph: CudaGraphOpt = False,
+    workdir: WorkdirOpt = None,
+    markdown: MarkdownOpt = None,
+    json_path: JsonOpt = None,
+) -> None:
+    """Compare every runtime with PyTorch fp32 on random inputs and real photos; exit 1 on any FAIL."""
+    device = _device(device)
+    height, width = parse_shape(shape)
+    specs = _specs(runtime, device, precision, compile_mode, cuda_graph)
+    folder, temp = _workdir(workdir)
+    try:
+        rows = run_parity(specs, ArtifactCache(checkpoint, folder), batch, height, width, machine_info(device))
+    finally:
+        if temp is not None:
+            temp.cleanup()
+    table = parity_markdown(rows)
+    print(table)
+    if markdown:
+        write_text_atomic(markdown, table)
+    if json_path:
+        write_json(json_path, rows)
+    bad = [r for r in rows if r["status"] in ("fail", "error")]
+    if bad:
+        raise fail(f"{len(bad)} parity row(s) failed or errored", 1)
+
+
+def bench_main() -> None:
+    bench_app()
+
+
+def parity_main() -> None:
+    parity_app()

@@ -1,0 +1,153 @@
+"""Reports people can read (markdown), parse (JSON, CSV) and look at (PNG)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from dmphn_core.fileio import atomic_path, write_text_atomic
+
+BASELINE_RUNTIME = "torch-ref"
+
+
+def add_speedups(rows: list[dict[str, Any]]) -> None:
+    """Add ``speedup_vs_ref``: the per-patch fp32 reference's p50 over this row's, same run,
+    same device, batch and shape (so every ratio compares numbers taken side by side)."""
+    baselines = {
+        (r["device"], r["batch"], r["height"], r["width"]): r["p50_ms"]
+        for r in rows
+        if r["runtime"] == BASELINE_RUNTIME and r["precision"] == "fp32" and r.get("status") == "ok"
+    }
+    for row in rows:
+        base = baselines.get((row["device"], row["batch"], row["height"], row["width"]))
+        if row.get("status") == "ok" and base:
+            row["speedup_vs_ref"] = base / row["p50_ms"]
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "inf"
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.{digits}f}" if abs(value) < 1e5 else f"{value:.3g}"
+    return str(value)
+
+
+def _table(header: list[str], lines: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def machine_block(machine: dict[str, Any]) -> str:
+    keys = ["date", "cpu", "cpu_cores", "torch_threads", "gpu", "cuda", "torch", "onnxruntime", "tensorrt", "python"]
+    parts = [f"{k}: {machine[k]}" for k in keys if machine.get(k) is not None]
+    return "Machine — " + "; ".join(parts) + f"\n\nCommand: `{machine.get('command', '?')}`"
+
+
+def bench_markdown(rows: list[dict[str, Any]]) -> str:
+    header = ["runner", "batch", "H×W", "p50 ms", "mean", "p90", "p99", "min", "img/s", "MP/s",
+              "peak MB", "floor ms", "×floor", "vs ref", "build s", "status"]
+    lines = []
+    for r in rows:
+        ok = r.get("status") == "ok"
+        lines.append([
+            r["runner"], str(r["batch"]), f"{r['height']}×{r['width']}",
+            *(_fmt(r.get(k)) if ok else "" for k in ("p50_ms", "mean_ms", "p90_ms", "p99_ms", "min_ms")),
+            _fmt(r.get("images_per_s")) if ok else "", _fmt(r.get("megapixels_per_s")) if ok else "",
+            _fmt(r.get("peak_mem_mb"), 0) if ok else "", _fmt(r.get("floor_ms")) if ok else "",
+            _fmt(r.get("floor_ratio"), 1) if ok else "",
+            (_fmt(r.get("speedup_vs_ref")) + "×") if r.get("speedup_vs_ref") else "",
+            _fmt(r.get("build_s") if r.get("build_s") is not None else r.get("compile_s"), 1) if ok else "",
+            "ok" if ok else f"{r.get('status')}: {r.get('reason', '')}",
+        ])
+    machine = next((r["machine"] for r in rows), {})
+    notes = (
+        "p50/mean/p90/p99/min: latency per call in ms (CUDA: CUDA events; CPU: wall clock). "
+        "floor: model FLOPs over the matmul rate measured on this device at this precision; "
+        "×floor: p50 over that floor. vs ref: p50 of the per-patch PyTorch reference (fp32) over this row's, same run. "
+        "peak MB: peak resident (CPU) or device (CUDA) memory above the level before loading. "
+        "build s: artifact export/compile time (torch.compile: first-call compile), not in the latency."
+    )
+    return f"{machine_block(machine)}\n\n{_table(header, lines)}\n\n{notes}\n"
+
+
+def parity_markdown(rows: list[dict[str, Any]]) -> str:
+    header = ["runner", "input", "shape", "max abs", "mean abs", "PSNR dB", "tolerance", "result"]
+    lines = []
+    for r in rows:
+        shape = f"{r['batch']}×3×{r['height']}×{r['width']}"
+        if r.get("status") in ("skipped", "error"):
+            lines.append([r["runner"], "–", shape, "", "", "", "", f"{r['status']}: {r.get('reason', '')}"])
+            continue
+        lines.append([
+            r["runner"], r["input"], shape, f"{r['max_abs']:.2e}", f"{r['mean_abs']:.2e}",
+            _fmt(r["psnr_db"]), r["tolerance"], "PASS" if r["status"] == "pass" else "**FAIL**",
+        ])
+    machine = next((r["machine"] for r in rows), {})
+    notes = "Reference: eager static-shape PyTorch, fp32, TF32 off, on the runner's device. PSNR between outputs (range 1)."
+    return f"{machine_block(machine)}\n\n{_table(header, lines)}\n\n{notes}\n"
+
+
+def write_json(path: Path, rows: list[dict[str, Any]]) -> None:
+    """A JSON list of rows, each with its ``runtime`` and the machine it ran on."""
+    write_text_atomic(path, json.dumps(rows, indent=2, default=str) + "\n")
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Flat CSV: the machine dict is left out (it is the same for every row; see the JSON)."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k != "machine" and k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def plot_latency(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Grouped bars: p50 latency (log scale) by runner, one group per batch and shape; p90 as whisker."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if not ok:
+        return
+    groups = list(dict.fromkeys((r["batch"], r["height"], r["width"]) for r in ok))
+    runners = list(dict.fromkeys(r["runner"] for r in ok))
+    width = 0.8 / len(runners)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) * max(1, len(runners) / 3)), 4.5))
+    for i, runner in enumerate(runners):
+        xs, p50, p90 = [], [], []
+        for g, (batch, height, width_px) in enumerate(groups):
+            match = [r for r in ok if r["runner"] == runner and (r["batch"], r["height"], r["width"]) == (batch, height, width_px)]
+            if match:
+                xs.append(g + (i - (len(runners) - 1) / 2) * width)
+                p50.append(match[0]["p50_ms"])
+                p90.append(match[0]["p90_ms"] - match[0]["p50_ms"])
+        ax.bar(xs, p50, width, yerr=[[0] * len(p90), p90], capsize=2, label=runner)
+    ax.set_xticks(range(len(groups)), [f"b{b} {h}×{w}" for b, h, w in groups])
+    ax.set_yscale("log")
+    # plain numbers on the log axis: "120", not "1.2x10^2"
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.set_ylabel("latency p50, ms (whisker: p90)")
+    machine = ok[0]["machine"]
+    ax.set_title(f"{ok[0]['model']} — {machine.get('gpu') or machine.get('cpu', '')}, {machine.get('date', '')}", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(axis="y", alpha=0.3, which="both")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,133 @@
+"""Latency measurement: warm-up, timed runs, percentiles, peak memory, roofline floor."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from runtimes.base import Runner
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    min_ms: float
+    std_ms: float
+    iters: int
+
+    @classmethod
+    def from_samples(cls, samples_ms: list[float]) -> "LatencyStats":
+        values = np.asarray(samples_ms, dtype=np.float64)
+        return cls(
+            mean_ms=float(values.mean()),
+            p50_ms=float(np.percentile(values, 50)),
+            p90_ms=float(np.percentile(values, 90)),
+            p99_ms=float(np.percentile(values, 99)),
+            min_ms=float(values.min()),
+            std_ms=float(statistics.pstdev(samples_ms)),
+            iters=len(samples_ms),
+        )
+
+
+def time_runner(runner: Runner, x: torch.Tensor | np.ndarray, warmup: int, iters: int) -> LatencyStats:
+    """Time ``runner.infer(x)``; on CUDA with CUDA events around each call (x stays on the GPU)."""
+    for _ in range(warmup):
+        runner.infer(x)
+    runner.synchronize()
+    samples: list[float] = []
+    if runner.device == "cuda":
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iters)]
+        for start, end in events:
+            start.record()
+            runner.infer(x)
+            end.record()
+        torch.cuda.synchronize()
+        samples = [start.elapsed_time(end) for start, end in events]
+    else:
+        for _ in range(iters):
+            begin = time.perf_counter()
+            runner.infer(x)
+            samples.append((time.perf_counter() - begin) * 1e3)
+    return LatencyStats.from_samples(samples)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+class PeakMemory:
+    """Peak memory above the level at entry, sampled every few ms in a thread.
+
+    CPU: the process's resident set (catches allocations of every runtime, not only
+    torch's). CUDA: the device's used memory from cudaMemGetInfo, which also sees memory
+    that TensorRT and ONNX Runtime allocate outside torch's allocator.
+    """
+
+    def __init__(self, device: str, interval_s: float = 0.005) -> None:
+        self.device = device
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _current(self) -> int:
+        if self.device == "cuda":
+            free, total = torch.cuda.mem_get_info()
+            return total - free
+        return _rss_bytes()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._current() - self.baseline)
+            time.sleep(self.interval_s)
+
+    def __enter__(self) -> "PeakMemory":
+        self.baseline = self._current()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self._current() - self.baseline)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_bytes / 2**20
+
+
+def measure_peak_flops(device: str, precision: str, seconds: float = 1.0) -> float:
+    """Practical arithmetic ceiling of ``device`` in FLOP/s: a large square matmul, timed.
+
+    Used as the denominator of the compute floor (model FLOPs / peak). A datasheet number
+    would flatter nobody here; the measured one is what this machine actually sustains.
+    """
+    from runtimes.torch_utils import tf32_mode, torch_dtype
+
+    dtype = torch_dtype(precision)
+    if device == "cpu" and dtype == torch.float16:
+        dtype = torch.float32  # no fast fp16 GEMM on x86 CPUs; fp32 is the honest ceiling
+    n = 8192 if device == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    with tf32_mode(precision == "tf32"):
+        torch.matmul(a, b)  # warm-up: library load, kernel selection
+        if device == "cuda":
+            torch.cuda.synchronize()
+        runs, begin = 0, time.perf_counter()
+        while time.perf_counter() - begin < seconds or runs < 3:
+            torch.matmul(a, b)
+            runs += 1
+            if device == "cuda":
+                torch.cuda.synchronize()
+        elapsed = time.perf_counter() - begin
+    return 2 * n**3 * runs / elapsed

@@ -1,0 +1,38 @@
+import pytest
+
+from benchmarks.prepare import ArtifactCache, RunnerSpec, make_runner, parse_precisions, parse_runtimes, parse_shape
+from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from runtimes import RUNTIMES
+
+
+def test_parsers_accept_lists_and_reject_unknowns():
+    assert parse_runtimes("all") == list(RUNTIMES)
+    assert parse_runtimes("torch, ort") == ["torch", "ort"]
+    assert parse_precisions("fp32,fp16") == ["fp32", "fp16"]
+    assert parse_shape("720x1280") == (720, 1280)
+    with pytest.raises(DMPHNError, match="unknown runtime tflite"):
+        parse_runtimes("torch,tflite")
+    with pytest.raises(DMPHNError, match="HEIGHTxWIDTH"):
+        parse_shape("720-1280")
+    with pytest.raises(DMPHNError, match="unknown precision"):
+        parse_precisions("int4")
+
+
+def test_labels_name_runtime_options_device_and_precision():
+    assert RunnerSpec("ort", "cpu", "fp32").label == "ort-cpu-fp32"
+    assert RunnerSpec("compile", "cuda", "fp16", "max-autotune", True).label == "compile[max-autotune]+graph-cuda-fp16"
+
+
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
+def test_every_registered_runtime_has_a_preparation_rule(runtime, make_checkpoint, tmp_path):
+    """Each runtime either gives a runner here (not activated) or says why it cannot run."""
+    cache = ArtifactCache(make_checkpoint(1), tmp_path)
+    spec = RunnerSpec(runtime, "cpu", "fp32")
+    if spec.unavailable_reason():
+        with pytest.raises(RuntimeUnavailable):
+            make_runner(spec, cache, 1, 16, 16)
+        return
+    if runtime == "aoti":
+        pytest.skip("building a .pt2 costs ~40 s; the aoti rule is exercised by test_bench_cli")
+    runner, _ = make_runner(spec, cache, 1, 16, 16)
+    assert runner.runtime == runtime and runner.name == spec.label and not runner.is_active
