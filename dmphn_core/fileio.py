@@ -25,6 +25,8 @@ def atomic_path(destination: str | os.PathLike, *, suffix: str | None = None) ->
         raise DMPHNError(f"cannot write {destination}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise DMPHNError(f"cannot write {destination}: folder {parent} is not writable")
+    if destination.is_dir():  # say so before any expensive work, not at the final rename
+        raise DMPHNError(f"cannot write {destination}: it is a folder; give a file name")
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{destination.name}.", suffix=suffix if suffix is not None else destination.suffix, dir=parent
     )

@@ -175,22 +175,26 @@ def trt(
     """TensorRT engine (+ JSON sidecar) built from ONNX with the TensorRT Python API; needs CUDA + tensorrt."""
     from runtimes.tensorrt import TensorRTRunner
 
-    from .to_tensorrt import build_engine, check_tensorrt_available
+    from .to_tensorrt import build_engine, check_tensorrt_available, sidecar_path
 
     _check_precision(precision, ("fp32", "tf32", "fp16"))
     check_tensorrt_available()
     model = _load(checkpoint, height, width, batch)
     output = output or _default_output(model, batch, height, width, ".engine", f"_{precision}")
     shapes = [(batch, height, width)] + ([(max_batch, height, width)] if max_batch and max_batch != batch else [])
-    _export_verified(
-        kind="tensorrt", output=output, model=model, precision=precision,
-        build=lambda path: build_engine(
-            model, path, batch=batch, height=height, width=width, precision=precision, onnx_path=onnx_path,
-            max_batch=max_batch, workspace_gb=workspace_gb, timing_cache=timing_cache,
-        ),
-        make_runner=lambda path: TensorRTRunner(path, precision=precision),
-        shapes=shapes, max_abs=max_abs, min_psnr=min_psnr, report=report,
-    )
+    # The sidecar is written to its own temporary file and renamed right after the engine,
+    # so both appear together after verification, or neither does.
+    with atomic_path(sidecar_path(output)) as sidecar:
+        _export_verified(
+            kind="tensorrt", output=output, model=model, precision=precision,
+            build=lambda path: build_engine(
+                model, path, batch=batch, height=height, width=width, precision=precision, onnx_path=onnx_path,
+                max_batch=max_batch, workspace_gb=workspace_gb, timing_cache=timing_cache, sidecar=sidecar,
+            ),
+            make_runner=lambda path: TensorRTRunner(path, precision=precision, sidecar=sidecar),
+            shapes=shapes, max_abs=max_abs, min_psnr=min_psnr, report=report,
+        )
+    print(f"wrote {sidecar_path(output)}")
 
 
 @app.command()

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+from torch import nn
 
 from dmphn_core.errors import DMPHNError
 
@@ -32,3 +33,19 @@ def tf32_mode(enabled: bool) -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
+class Float32IO(nn.Module):
+    """Runs ``model`` in ``dtype`` behind float32 input and output: (B, 3, H, W) -> same.
+
+    Every artifact speaks float32 whatever it computes in, so C++ and the runners never
+    handle half-precision buffers. For float32 the casts are no-ops that tracing drops.
+    """
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model = model.to(dtype=dtype)
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.to(self.dtype)).to(torch.float32)

@@ -37,3 +37,28 @@ def make_checkpoint(tmp_path: Path) -> Callable[..., Path]:
 
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
+
+
+@pytest.fixture(scope="session")
+def aoti_package(tmp_path_factory) -> tuple[Path, DMPHN]:
+    """A CPU fp32 .pt2 of DMPHN-1-2-4-8 at 32x64 with a dynamic batch, and its source model.
+
+    Compiling costs ~40 s on 2 cores, so the whole session shares this one package.
+    """
+    from export.to_aoti import export_aoti
+
+    model = random_model(4, seed=21)
+    path = tmp_path_factory.mktemp("aoti") / "m4_32x64.pt2"
+    export_aoti(model, path, batch=1, height=32, width=64, device="cpu", precision="fp32", dynamic_batch=True)
+    return path, model
+
+
+@pytest.fixture(scope="session")
+def torchscript_module(tmp_path_factory) -> tuple[Path, DMPHN]:
+    """A traced DMPHN-1-2-4-8 at 1x3x64x128 and its source model."""
+    from export.to_torchscript import export_torchscript
+
+    model = random_model(4, seed=22)
+    path = tmp_path_factory.mktemp("ts") / "m4.ts"
+    export_torchscript(model, path, batch=1, height=TINY_HW[0], width=TINY_HW[1])
+    return path, model

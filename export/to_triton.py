@@ -1,0 +1,208 @@
+"""Triton Inference Server model repository: ``<repo>/<name>/{config.pbtxt, 1/model.onnx|model.plan}``.
+
+The config is built as Triton's own ``ModelConfig`` protobuf message (the schema shipped in
+``tritonclient``) and written in protobuf text format. ``max_batch_size > 0``, so Triton
+owns the batch axis: the dims in the config are ``[3, H, W]`` and the model file has a
+dynamic batch axis (ONNX exported with a dynamic batch; TensorRT engine with a profile
+``1 .. max_batch``). Dynamic batching groups requests up to ``max_batch``.
+
+Backends:
+
+* ``onnx``: platform ``onnxruntime_onnx``; serves the fp32 graph verified here, on CPU or
+  GPU instances (``precision`` applies to ``trt`` only).
+* ``trt``: platform ``tensorrt_plan``; the engine is built here and must be built with
+  the TensorRT version of the Triton container that serves it, on the same GPU model.
+
+Serve and query (Triton's container; pick the release whose TensorRT matches a plan)::
+
+    docker run --gpus all --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 \\
+        -v "$PWD/model_repository:/models" nvcr.io/nvidia/tritonserver:<yy.mm>-py3 \\
+        tritonserver --model-repository=/models
+    # CPU-only host: drop --gpus all and export with --device cpu --backend onnx
+    curl -s localhost:8000/v2/health/ready -o /dev/null -w '%{http_code}\\n'   # 200 when ready
+    curl -s localhost:8000/v2/models/dmphn/config                            # the loaded config
+
+    import numpy as np, tritonclient.grpc as grpcclient
+    client = grpcclient.InferenceServerClient("localhost:8001")
+    x = np.random.rand(1, 3, 720, 1280).astype(np.float32)       # RGB in [0, 1], NCHW
+    request = grpcclient.InferInput("blurred", list(x.shape), "FP32")
+    request.set_data_from_numpy(x)
+    y = client.infer("dmphn", [request]).as_numpy("deblurred")   # (1, 3, 720, 1280)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from dmphn_core.model import DMPHN
+
+from .metadata import INPUT_NAME, OUTPUT_NAME
+
+BACKENDS = {"onnx": ("onnxruntime_onnx", "model.onnx"), "trt": ("tensorrt_plan", "model.plan")}
+KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
+VERSION = "1"
+#: How long Triton may hold a request to form a bigger batch.
+MAX_QUEUE_DELAY_US = 100
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def model_config_pb2():
+    """Triton's model-config protobuf module (from ``tritonclient[grpc]``)."""
+    try:
+        from tritonclient.grpc import model_config_pb2 as pb2
+    except ImportError as exc:
+        raise RuntimeUnavailable(
+            f"writing a Triton config needs tritonclient[grpc] (pip install 'tritonclient[grpc]'): {exc}"
+        ) from None
+    return pb2
+
+
+def preferred_batch_sizes(max_batch: int) -> list[int]:
+    """Powers of two from 2 up to ``max_batch``, and ``max_batch`` itself."""
+    sizes = [2**k for k in range(1, max_batch.bit_length()) if 2**k < max_batch]
+    return sizes + [max_batch] if max_batch > 1 else []
+
+
+def triton_config(
+    *, model_name: str, backend: str, height: int, width: int, max_batch: int, instances: int, device: str,
+):
+    """The ``ModelConfig`` message for a DMPHN model (batch axis implicit: dims are [3, H, W])."""
+    pb2 = model_config_pb2()
+    config = pb2.ModelConfig(name=model_name, platform=BACKENDS[backend][0], max_batch_size=max_batch)
+    for tensors, name in ((config.input, INPUT_NAME), (config.output, OUTPUT_NAME)):
+        tensors.add(name=name, data_type=pb2.TYPE_FP32, dims=[3, height, width])
+    config.dynamic_batching.preferred_batch_size.extend(preferred_batch_sizes(max_batch))
+    config.dynamic_batching.max_queue_delay_microseconds = MAX_QUEUE_DELAY_US
+    config.instance_group.add(kind=getattr(pb2.ModelInstanceGroup, KINDS[device]), count=instances)
+    return config
+
+
+def _check_options(model: DMPHN, model_name: str, backend: str, height: int, width: int, max_batch: int,
+                   instances: int, device: str, precision: str) -> None:
+    if backend not in BACKENDS:
+        raise DMPHNError(f"unknown Triton backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if device not in KINDS:
+        raise DMPHNError(f"unknown instance kind {device!r}; use cpu or gpu")
+    if not _MODEL_NAME.match(model_name):
+        raise DMPHNError(f"model name {model_name!r} must be a plain folder name (letters, digits, _ . -)")
+    if max_batch < 1:
+        raise DMPHNError(f"--max-batch must be at least 1, got {max_batch}")
+    if instances < 1:
+        raise DMPHNError(f"--instances must be at least 1, got {instances}")
+    model.geometry.check_size(height, width)
+    if backend == "trt":
+        if device != "gpu":
+            raise DMPHNError("a TensorRT plan runs on GPU instances only; use --device gpu or --backend onnx")
+        if precision not in ("fp32", "tf32", "fp16"):
+            raise DMPHNError(f"unknown TensorRT precision {precision!r}; use fp32, tf32 or fp16")
+        from .to_tensorrt import check_tensorrt_available
+
+        check_tensorrt_available()  # before anything is written
+
+
+def write_triton_repository(
+    model: DMPHN,
+    output: str | os.PathLike,
+    *,
+    model_name: str = "dmphn",
+    backend: str = "onnx",
+    height: int,
+    width: int,
+    max_batch: int = 8,
+    instances: int = 1,
+    device: str = "gpu",
+    precision: str = "fp16",
+) -> list[str]:
+    """Write (or replace) ``<output>/<model_name>``; other models in ``output`` are left alone.
+
+    The model folder is assembled and verified in a hidden temporary folder inside
+    ``output`` and swapped in only when complete. Returns log lines for the CLI.
+    """
+    _check_options(model, model_name, backend, height, width, max_batch, instances, device, precision)
+    config = triton_config(model_name=model_name, backend=backend, height=height, width=width, max_batch=max_batch,
+                           instances=instances, device=device)
+    from google.protobuf import text_format
+
+    output = Path(output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DMPHNError(f"cannot create model repository {output}: {exc.strerror or exc}") from None
+    if not os.access(output, os.W_OK):
+        raise DMPHNError(f"cannot write model repository {output}: folder is not writable")
+
+    lines: list[str] = []
+    staging = Path(tempfile.mkdtemp(prefix=f".{model_name}.staging-", dir=output))
+    try:
+        version_dir = staging / VERSION
+        version_dir.mkdir()
+        artifact = version_dir / BACKENDS[backend][1]
+        lines += _write_model_file(model, artifact, backend=backend, height=height, width=width, max_batch=max_batch,
+                                   precision=precision)
+        (staging / "config.pbtxt").write_text(text_format.MessageToString(config))
+        _swap_into_place(staging, output / model_name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    target = output / model_name
+    lines.append(f"wrote {target / 'config.pbtxt'} ({config.platform}, max_batch_size {max_batch}, "
+                 f"{instances}x {KINDS[device]}, dims [3, {height}, {width}])")
+    lines.append(f"wrote {target / VERSION / BACKENDS[backend][1]}"
+                 + (" (fp32 graph; --precision applies to --backend trt)" if backend == "onnx" and precision != "fp32" else ""))
+    lines.append(f"serve: tritonserver --model-repository={output.resolve()}")
+    return lines
+
+
+def _write_model_file(model: DMPHN, artifact: Path, *, backend: str, height: int, width: int, max_batch: int,
+                      precision: str) -> list[str]:
+    """Export into ``artifact`` and verify it against PyTorch; raise if verification fails."""
+    from runtimes.compare import tolerance_for
+
+    from .verify import verify_runner
+
+    shapes = [(1, height, width)] + ([(max_batch, height, width)] if max_batch > 1 else [])
+    if backend == "onnx":
+        from runtimes.onnxruntime import OnnxRuntimeRunner
+
+        from .to_onnx import export_onnx
+
+        info = export_onnx(model, artifact, batch=1, height=height, width=width, dynamic_batch=True)
+        runner, tolerance = OnnxRuntimeRunner(artifact, device="cpu"), tolerance_for("fp32")
+        shapes = shapes[:1] + ([(2, height, width)] if max_batch > 1 else [])  # CPU check: batch 2 proves the axis
+    else:
+        from runtimes.tensorrt import TensorRTRunner
+
+        from .to_tensorrt import build_engine
+
+        info = build_engine(model, artifact, batch=max_batch, height=height, width=width, precision=precision,
+                            max_batch=max_batch)
+        runner, tolerance = TensorRTRunner(artifact, precision=precision), tolerance_for(precision)
+    report = verify_runner(runner, model, tolerance, shapes)
+    lines = [*info.get("log_lines", []), *report.lines()]
+    if not report.passed:
+        raise DMPHNError(f"Triton {backend} model failed verification ({tolerance.describe()}); repository unchanged")
+    return lines
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    """Replace ``target`` by ``staging`` with renames; the old folder is removed only after."""
+    if target.exists() and not target.is_dir():
+        raise DMPHNError(f"{target} exists and is not a folder")
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old.rmdir()
+        os.replace(target, old)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,81 @@
+"""AOTInductor runner: a .pt2 package from :func:`export.to_aoti.export_aoti`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dmphn_core.errors import DMPHNError
+from dmphn_core.model import DMPHNConfig
+from export.metadata import METADATA_KEY
+
+from .base import Runner, require_cuda
+
+
+class AOTIRunner(Runner):
+    """Loads a compiled package; ``device`` and ``precision`` must be those it was built for."""
+
+    runtime = "aoti"
+
+    def __init__(self, path: str | os.PathLike, *, device: str = "cpu", precision: str = "fp32", name: str | None = None) -> None:
+        super().__init__(device=device, precision=precision, name=name)
+        self.path = Path(path)
+        self.package = None
+        self.metadata: dict[str, Any] | None = None
+        self.load_seconds: float | None = None
+
+    @classmethod
+    def unavailable_reason(cls, device: str, precision: str) -> str | None:
+        reason = super().unavailable_reason(device, precision)
+        if reason:
+            return reason
+        if not hasattr(torch, "_inductor") or not hasattr(torch._inductor, "aoti_load_package"):
+            return f"torch {torch.__version__} has no AOTInductor packaging (needs torch >= 2.6)"
+        if precision == "tf32":
+            return "AOTInductor packages are built in fp32, fp16 or bf16; TF32 is not a package option"
+        if device == "cpu" and precision == "fp16":
+            return "fp16 on the CPU has no fast kernels in Inductor; use bf16 or fp32 on the CPU"
+        return None
+
+    def _activate(self) -> None:
+        if self.device == "cuda":
+            require_cuda(f"runtime {self.runtime}")
+        if not self.path.is_file():
+            raise DMPHNError(f"AOTInductor package not found: {self.path}")
+        begin = time.perf_counter()
+        try:
+            package = torch._inductor.aoti_load_package(str(self.path))
+        except Exception as exc:  # noqa: BLE001 - the loader raises RuntimeError with C++ context
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DMPHNError(f"cannot load AOTInductor package {self.path}: {first}") from None
+        self.load_seconds = time.perf_counter() - begin
+        raw = package.get_metadata().get(METADATA_KEY)
+        if raw:
+            self.metadata = json.loads(raw)
+            built_for = (self.metadata.get("aoti", {}).get("device"), self.metadata.get("precision"))
+            if built_for != (self.device, self.precision):
+                raise DMPHNError(
+                    f"{self.path} was built for {built_for[0]}/{built_for[1]}, "
+                    f"but the runner was asked for {self.device}/{self.precision}"
+                )
+            self.model_config = DMPHNConfig.from_dict(self.metadata["config"])
+            export_shape = self.metadata["export_shape"]
+            dynamic = self.metadata["input"]["shape"][0] == "batch"
+            self.input_shape = (None if dynamic else export_shape[0], *export_shape[1:])
+        self.package = package
+
+    def _infer(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.package is not None
+        with torch.inference_mode():
+            return self.package(x)
+
+    def _deactivate(self) -> None:
+        self.package = None
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "torch": torch.__version__, "artifact": str(self.path), "load_s": self.load_seconds}

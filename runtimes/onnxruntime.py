@@ -1,0 +1,203 @@
+"""ONNX Runtime runner: CPU, and the CUDA / TensorRT execution providers of onnxruntime-gpu.
+
+Providers by (device, precision), unless ``provider`` names one:
+
+* cpu, fp32: ``CPUExecutionProvider`` (numpy in and out).
+* cuda, fp32 / tf32: ``CUDAExecutionProvider`` with ``use_tf32`` off / on (ORT turns TF32
+  on by default on Ampere+, so an fp32 run must turn it off).
+* cuda, fp16: ``TensorrtExecutionProvider`` with ``trt_fp16_enable`` (the graph stays
+  float32; TensorRT picks fp16 kernels), CUDA EP as fallback for unsupported nodes.
+
+On CUDA, inputs and outputs stay torch CUDA tensors, bound with IOBinding on torch's
+current stream, so timing loops make no host copies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from dmphn_core.model import DMPHNConfig
+from export.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
+
+from .base import Runner, require_cuda
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+def _available_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return ort.get_available_providers()
+
+
+def default_provider(device: str, precision: str) -> str:
+    """Short provider name (``cpu``/``cuda``/``tensorrt``) used for ``device`` and ``precision``."""
+    if device == "cpu":
+        return "cpu"
+    return "tensorrt" if precision == "fp16" else "cuda"
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs a .onnx file written by :func:`export.to_onnx.export_onnx` (or any with the same I/O)."""
+
+    runtime = "ort"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        provider: str | None = None,
+        threads: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        provider = provider or default_provider(device, precision)
+        if provider not in PROVIDERS:
+            raise DMPHNError(f"unknown ONNX Runtime provider {provider!r}; use one of {', '.join(PROVIDERS)}")
+        if (provider == "cpu") != (device == "cpu"):
+            raise DMPHNError(f"provider {provider!r} does not run on device {device!r}")
+        super().__init__(device=device, precision=precision, name=name or f"ort[{provider}]-{device}-{precision}")
+        self.path = Path(path)
+        self.provider = provider
+        self.threads = threads
+        self.session = None
+        self.metadata: dict[str, Any] | None = None
+
+    @classmethod
+    def unavailable_reason(cls, device: str, precision: str, provider: str | None = None) -> str | None:
+        reason = super().unavailable_reason(device, precision)
+        if reason:
+            return reason
+        available = _available_providers()
+        if not available:
+            return "onnxruntime is not installed (pip install onnxruntime, or onnxruntime-gpu on CUDA hosts)"
+        provider = provider or default_provider(device, precision)
+        if precision == "bf16":
+            return "ONNX Runtime runner has no bf16 mode (the exported graph is float32)"
+        if device == "cpu" and precision != "fp32":
+            return f"ONNX Runtime on the CPU runs the float32 graph only, not {precision}"
+        if provider == "cuda" and precision == "fp16":
+            return "fp16 through ONNX Runtime goes through the TensorRT execution provider (provider='tensorrt')"
+        if provider == "tensorrt" and precision == "tf32":
+            return "the TensorRT execution provider has no TF32 switch here; use provider 'cuda' for tf32"
+        if PROVIDERS[provider] not in available:
+            return (
+                f"ONNX Runtime here has no {PROVIDERS[provider]} (available: {', '.join(available)}); "
+                "install onnxruntime-gpu instead of onnxruntime"
+            )
+        return None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def _activate(self) -> None:
+        import onnxruntime as ort
+
+        reason = self.unavailable_reason(self.device, self.precision, self.provider)
+        if reason:
+            raise RuntimeUnavailable(f"{self.name}: {reason}")
+        if self.device == "cuda":
+            require_cuda(f"runtime {self.runtime}")
+        if not self.path.is_file():
+            raise DMPHNError(f"ONNX model not found: {self.path}")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        try:
+            session = ort.InferenceSession(str(self.path), options, providers=self._providers())
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind types (InvalidProtobuf, Fail…)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DMPHNError(f"cannot load ONNX model {self.path}: {first}") from None
+        wanted = PROVIDERS[self.provider]
+        if wanted not in session.get_providers():
+            # ORT falls back silently (e.g. TensorRT EP without TensorRT libraries); say so instead.
+            raise RuntimeUnavailable(
+                f"{self.name}: ONNX Runtime could not create {wanted} (session got {session.get_providers()})"
+            )
+        self._check_io(session)
+        self.session = session
+        self.metadata = _read_metadata(session)
+        shape = session.get_inputs()[0].shape
+        self.input_shape = tuple(dim if isinstance(dim, int) else None for dim in shape)
+        if self.metadata and "config" in self.metadata:
+            self.model_config = DMPHNConfig.from_dict(self.metadata["config"])
+
+    def _providers(self) -> list[Any]:
+        if self.provider == "cpu":
+            return ["CPUExecutionProvider"]
+        cuda_options = {"device_id": torch.cuda.current_device(), "use_tf32": int(self.precision == "tf32")}
+        cuda = ("CUDAExecutionProvider", cuda_options)
+        if self.provider == "cuda":
+            return [cuda]
+        trt_options = {"device_id": torch.cuda.current_device(), "trt_fp16_enable": self.precision == "fp16"}
+        return [("TensorrtExecutionProvider", trt_options), cuda]
+
+    def _check_io(self, session) -> None:
+        inputs = [node.name for node in session.get_inputs()]
+        outputs = [node.name for node in session.get_outputs()]
+        if inputs != [INPUT_NAME] or OUTPUT_NAME not in outputs:
+            raise DMPHNError(
+                f"{self.path} is not a DMPHN export: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
+                f"got inputs {inputs} and outputs {outputs}"
+            )
+
+    def _deactivate(self) -> None:
+        self.session = None
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        super()._check_input(x)
+        if self.model_config is not None:  # dynamic H/W: say which sizes fit before ORT fails deep inside
+            try:
+                self.model_config.geometry.check_size(x.shape[2], x.shape[3])
+            except ValueError as exc:
+                raise DMPHNError(f"{self.name}: {exc}") from None
+
+    # -- inference -------------------------------------------------------------------
+    def _infer(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.session is not None
+        if self.device == "cpu":
+            # numpy view of a CPU tensor: no copy; ORT does not write to its inputs
+            out = self.session.run([OUTPUT_NAME], {INPUT_NAME: x.detach().contiguous().numpy()})[0]
+            return torch.from_numpy(out)
+        return self._infer_cuda(x.detach().contiguous())
+
+    def _infer_cuda(self, x: torch.Tensor) -> torch.Tensor:
+        device_id = x.device.index or 0
+        output = torch.empty_like(x)  # DMPHN maps (B, 3, H, W) to the same shape
+        binding = self.session.io_binding()
+        binding.bind_input(INPUT_NAME, "cuda", device_id, np.float32, tuple(x.shape), x.data_ptr())
+        binding.bind_output(OUTPUT_NAME, "cuda", device_id, np.float32, tuple(output.shape), output.data_ptr())
+        # ORT computes on its own stream: wait for torch's queued work (the input copy) first.
+        # run_with_iobinding returns after ORT's stream is done, so the output is ready.
+        torch.cuda.current_stream().synchronize()
+        self.session.run_with_iobinding(binding)
+        return output
+
+    def describe(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {**super().describe(), "onnxruntime": ort.__version__, "provider": PROVIDERS[self.provider],
+                "threads": self.threads}
+
+
+def _read_metadata(session) -> dict[str, Any] | None:
+    raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return None

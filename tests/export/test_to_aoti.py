@@ -1,0 +1,61 @@
+import json
+
+import pytest
+import torch
+
+from dmphn_core.errors import DMPHNError
+from export.metadata import METADATA_KEY
+from export.to_aoti import export_aoti
+from tests.conftest import random_model
+
+
+def test_package_loads_matches_and_carries_metadata(aoti_package):
+    path, model = aoti_package
+    package = torch._inductor.aoti_load_package(str(path))
+    meta = json.loads(package.get_metadata()[METADATA_KEY])
+    assert meta["config"] == model.config.to_dict()
+    assert meta["aoti"]["device"] == "cpu" and meta["precision"] == "fp32"
+    assert meta["input"]["shape"][0] == "batch"  # dynamic batch
+    for batch in (1, 3):
+        x = torch.rand(batch, 3, 32, 64)
+        with torch.no_grad():
+            assert (package(x) - model(x)).abs().max().item() <= 1e-4
+
+
+def test_bf16_package_keeps_float32_io(tmp_path):
+    model = random_model(1)
+    path = tmp_path / "bf16.pt2"
+    info = export_aoti(model, path, batch=1, height=16, width=16, precision="bf16")
+    assert info["compile_seconds"] > 0
+    x = torch.rand(1, 3, 16, 16)
+    out = torch._inductor.aoti_load_package(str(path))(x)
+    assert out.dtype == torch.float32
+    with torch.no_grad():
+        diff = (out - model(x)).abs().max().item()
+    assert 0 < diff < 5e-2  # computed in bf16, so close but not equal
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"precision": "int8"}, "precision must be one of"), ({"device": "tpu"}, "unknown device"), ({"height": 30}, "multiple of")],
+)
+def test_bad_requests_fail_before_compiling(tmp_path, kwargs, message):
+    args = {"batch": 1, "height": 16, "width": 16, **kwargs}
+    with pytest.raises((DMPHNError, ValueError), match=message):
+        export_aoti(random_model(1), tmp_path / "m.pt2", **args)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_cuda_packages_track_fp32(tmp_path, precision):
+    from runtimes.compare import compare_outputs, tolerance_for
+
+    model = random_model(4)
+    path = tmp_path / f"{precision}.pt2"
+    export_aoti(model, path, batch=1, height=64, width=128, device="cuda", precision=precision)
+    x = torch.rand(1, 3, 64, 128)
+    out = torch._inductor.aoti_load_package(str(path))(x.cuda())
+    with torch.no_grad():
+        expected = model(x)
+    assert compare_outputs(out, expected, tolerance_for(precision)).passed

@@ -1,0 +1,198 @@
+"""TensorRT export: the FP16 overflow guard (runs on CPU), profile rules, and engine builds (CUDA + tensorrt)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from export.to_onnx import export_onnx
+from export.to_tensorrt import (
+    FP16_MAX,
+    FP16_SAFE_MAX,
+    _profile_shapes,
+    activation_ranges,
+    check_tensorrt_available,
+    find_fp16_overflow_nodes,
+    fp16_overflow_report,
+    sidecar_path,
+)
+from export.verify import reference_output, verification_inputs
+from runtimes.compare import psnr_db
+from tests.conftest import TINY_HW, random_model
+
+H, W = TINY_HW
+
+
+def _tensorrt_reason() -> str | None:
+    try:
+        check_tensorrt_available()
+    except RuntimeUnavailable as exc:
+        return str(exc)
+    return None
+
+
+TRT_REASON = _tensorrt_reason()
+requires_tensorrt = pytest.mark.skipif(TRT_REASON is not None, reason=f"engine builds need tensorrt + CUDA: {TRT_REASON}")
+
+
+def _overflowing_model():
+    """DMPHN-1 whose first conv is scaled so its output (and what follows) leaves the fp16 range."""
+    model = random_model(1)
+    with torch.no_grad():
+        model.encoders[0].layers[0].weight.mul_(3e5)
+    return model
+
+
+@pytest.fixture(scope="module")
+def onnx_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("trt_onnx")
+    normal, overflowing = folder / "normal.onnx", folder / "overflow.onnx"
+    export_onnx(random_model(1), normal, batch=1, height=H, width=W, simplify=False)
+    export_onnx(_overflowing_model(), overflowing, batch=1, height=H, width=W, simplify=False)
+    return normal, overflowing
+
+
+def _inputs():
+    return [x for _, x in verification_inputs(1, H, W)]
+
+
+def test_normal_model_has_no_fp16_overflow(onnx_files):
+    normal, _ = onnx_files
+    report = fp16_overflow_report(normal, _inputs())
+    assert report["nodes"] == [] and report["tensors"] == []
+    assert 0 < report["largest_abs"] < FP16_SAFE_MAX
+    # the probe is not blind: with a tiny threshold the same activations are flagged
+    assert len(find_fp16_overflow_nodes(normal, _inputs(), threshold=1e-3)) > 10
+
+
+def test_scaled_weights_are_detected_with_their_consumers(onnx_files):
+    _, overflowing = onnx_files
+    model = onnx.load(str(overflowing))
+    report = fp16_overflow_report(overflowing, _inputs())
+    assert report["nodes"], "scaled conv weights must overflow fp16"
+    assert all(value > FP16_SAFE_MAX for value in report["max_abs"].values())
+    assert report["largest_abs"] > FP16_MAX
+    first_conv = next(node for node in model.graph.node if node.op_type == "Conv")
+    assert first_conv.name in report["nodes"]
+    hot = set(report["tensors"])
+    readers = [node.name for node in model.graph.node if hot.intersection(node.input)]
+    assert set(readers) <= set(report["nodes"])  # a node reading an overflowing tensor must stay fp32 too
+    # the exact activation maximum agrees with an independent computation in PyTorch
+    scaled = _overflowing_model()
+    x = torch.from_numpy(_inputs()[0])
+    with torch.no_grad():
+        expected = scaled.encoders[0].layers[0](x - 0.5).abs().max().item()
+    ranges = activation_ranges(overflowing, _inputs()[:1])
+    assert ranges[first_conv.output[0]] == pytest.approx(expected, rel=1e-5)
+
+
+def test_profile_shapes():
+    assert _profile_shapes([1, 3, H, W], 1, H, W, None) is None
+    assert _profile_shapes([None, 3, H, W], 2, H, W, 8) == {
+        "min": [1, 3, H, W], "opt": [2, 3, H, W], "max": [8, 3, H, W]}
+    assert _profile_shapes([None, 3, H, W], 2, H, W, None)["max"] == [2, 3, H, W]
+    with pytest.raises(DMPHNError, match="--dynamic-batch"):
+        _profile_shapes([1, 3, H, W], 1, H, W, 4)
+    with pytest.raises(DMPHNError, match="static height"):
+        _profile_shapes([1, 3, H, W], 1, H + 8, W, None)
+
+
+def test_sidecar_sits_beside_engine(tmp_path):
+    assert sidecar_path(tmp_path / "m.engine") == tmp_path / "m.engine.json"
+
+
+@pytest.mark.skipif(TRT_REASON is None, reason="tensorrt and CUDA are present here")
+def test_missing_tensorrt_or_cuda_is_one_clear_error():
+    with pytest.raises(RuntimeUnavailable) as info:
+        check_tensorrt_available()
+    message = str(info.value)
+    assert len(message.splitlines()) == 1
+    assert "tensorrt" in message.lower() or "CUDA" in message
+
+
+# -- engine builds: CUDA + tensorrt only -------------------------------------------------------
+@requires_tensorrt
+@pytest.mark.tensorrt
+@pytest.mark.parametrize(("precision", "bound"), [("fp32", 1e-4), ("fp16", 45.0)])
+def test_engine_matches_pytorch(tmp_path, precision, bound):
+    from export.to_tensorrt import build_engine
+    from runtimes.tensorrt import TensorRTRunner
+
+    model = random_model(4)
+    engine = tmp_path / f"m_{precision}.engine"
+    cache = tmp_path / "timing.cache"
+    info = build_engine(model, engine, batch=1, height=H, width=W, precision=precision, timing_cache=cache)
+    assert engine.is_file() and cache.is_file() and not info["timing_cache_reused"]
+    sidecar = json.loads(sidecar_path(engine).read_text())
+    assert sidecar["precision"] == precision and sidecar["tensorrt"]["version"]
+    assert sidecar["gpu"]["name"] == torch.cuda.get_device_name()
+    with TensorRTRunner(engine, precision=precision) as runner:
+        for _, x in verification_inputs(1, H, W):
+            y, ref = runner.infer(x), reference_output(model, x, "cuda")
+            if precision == "fp32":
+                assert np.abs(y - ref).max() <= bound
+            else:
+                assert psnr_db(y, ref) >= bound
+    again = build_engine(model, tmp_path / "again.engine", batch=1, height=H, width=W, precision=precision,
+                         timing_cache=cache)
+    assert again["timing_cache_reused"]
+
+
+@requires_tensorrt
+@pytest.mark.tensorrt
+def test_dynamic_batch_engine_runs_its_profile(tmp_path):
+    from export.to_tensorrt import build_engine
+    from runtimes.tensorrt import TensorRTRunner
+
+    model = random_model(2)
+    engine = tmp_path / "dyn.engine"
+    info = build_engine(model, engine, batch=2, height=H, width=W, precision="fp32", max_batch=4)
+    assert info["profile"] == {"min": [1, 3, H, W], "opt": [2, 3, H, W], "max": [4, 3, H, W]}
+    with TensorRTRunner(engine, precision="fp32") as runner:
+        assert runner.input_shape == (None, 3, H, W)
+        for batch in (1, 3, 4):
+            x = verification_inputs(batch, H, W)[0][1]
+            assert np.abs(runner.infer(x) - reference_output(model, x, "cuda")).max() <= 1e-4
+        with pytest.raises(DMPHNError, match="optimisation profile"):
+            runner.infer(np.zeros((5, 3, H, W), np.float32))
+
+
+@requires_tensorrt
+@pytest.mark.tensorrt
+def test_fp16_engine_keeps_overflowing_layers_in_fp32(tmp_path):
+    from export.to_tensorrt import build_engine
+    from runtimes.tensorrt import TensorRTRunner
+
+    model = _overflowing_model()
+    engine = tmp_path / "overflow.engine"
+    info = build_engine(model, engine, batch=1, height=H, width=W, precision="fp16")
+    assert info["fp16_overflow_guard"]["nodes"] and info["fp32_pinned_layers"]
+    with TensorRTRunner(engine, precision="fp16") as runner:
+        x = verification_inputs(1, H, W)[1][1]
+        y = runner.infer(x)
+    assert np.isfinite(y).all()
+    ref = reference_output(model, x, "cuda")
+    assert psnr_db(y / np.abs(ref).max(), ref / np.abs(ref).max()) >= 40.0
+
+
+@requires_tensorrt
+@pytest.mark.tensorrt
+def test_cli_trt_writes_engine_and_sidecar_only_on_success(make_checkpoint, tmp_path):
+    from export.cli import app
+
+    ckpt = str(make_checkpoint(1))
+    out = tmp_path / "m.engine"
+    failed = CliRunner().invoke(app, ["trt", ckpt, "-H", str(H), "-W", str(W), "--precision", "fp16",
+                                      "--min-psnr", "1000", "-o", str(out)])
+    assert failed.exit_code == 2 and "failed verification" in failed.stderr
+    assert not out.exists() and not sidecar_path(out).exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    ok = CliRunner().invoke(app, ["trt", ckpt, "-H", str(H), "-W", str(W), "--precision", "fp16", "-o", str(out)])
+    assert ok.exit_code == 0, ok.output
+    assert out.is_file() and json.loads(sidecar_path(out).read_text())["precision"] == "fp16"

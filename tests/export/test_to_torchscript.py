@@ -1,0 +1,39 @@
+import json
+import zipfile
+
+import pytest
+import torch
+
+from dmphn_core.errors import DMPHNError
+from export.metadata import METADATA_KEY
+from export.to_torchscript import export_torchscript
+from tests.conftest import TINY_HW, random_model
+
+
+@pytest.mark.parametrize("levels", [1, 4])
+def test_traced_module_reloads_and_matches_pytorch(levels, tmp_path):
+    model = random_model(levels)
+    path = tmp_path / "m.ts"
+    info = export_torchscript(model, path, batch=2, height=TINY_HW[0], width=TINY_HW[1])
+    assert info["method"] == "torch.jit.trace" and info["file_bytes"] == path.stat().st_size
+    extra = {METADATA_KEY: ""}
+    loaded = torch.jit.load(str(path), _extra_files=extra)
+    x = torch.rand(2, 3, *TINY_HW)
+    with torch.no_grad():
+        assert (loaded(x) - model(x)).abs().max().item() <= 1e-4
+    meta = json.loads(extra[METADATA_KEY])
+    assert meta["config"]["levels"] == levels and meta["export_shape"] == [2, 3, *TINY_HW]
+
+
+def test_metadata_is_a_plain_file_in_the_archive(torchscript_module):
+    path, _ = torchscript_module
+    with zipfile.ZipFile(path) as archive:
+        assert any(name.endswith(f"extra/{METADATA_KEY}") for name in archive.namelist())
+
+
+def test_bad_shape_and_failed_write_leave_nothing(tmp_path):
+    with pytest.raises(ValueError, match="needs H a multiple of 8"):
+        export_torchscript(random_model(4), tmp_path / "m.ts", batch=1, height=30, width=64)
+    with pytest.raises(DMPHNError, match="does not exist"):
+        export_torchscript(random_model(1), tmp_path / "missing" / "m.ts", batch=1, height=16, width=16)
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,20 @@
+import pytest
+import torch
+
+from runtimes.cuda_graph import CudaGraphCache
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
+
+
+def test_replay_matches_direct_calls_and_copies_out():
+    weight = torch.randn(3, 3, 3, 3, device="cuda")
+    fn = lambda x: torch.nn.functional.conv2d(x, weight, padding=1)  # noqa: E731
+    cache = CudaGraphCache(fn, "conv")
+    x1, x2 = torch.randn(1, 3, 8, 8, device="cuda"), torch.randn(1, 3, 8, 8, device="cuda")
+    y1 = cache(x1)
+    y2 = cache(x2)
+    torch.testing.assert_close(y1, fn(x1))
+    torch.testing.assert_close(y2, fn(x2))
+    assert not torch.equal(y1, y2)  # the first output was not overwritten by the second replay
+    cache(torch.randn(2, 3, 8, 8, device="cuda"))
+    assert len(cache._graphs) == 2
