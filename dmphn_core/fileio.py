@@ -34,10 +34,19 @@ def atomic_path(destination: str | os.PathLike, *, suffix: str | None = None) ->
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.is_file():
+            # mkstemp creates 0600; give the file the permissions a plain open() would have
+            tmp.chmod(0o666 & ~_umask())
         os.replace(tmp, destination)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(destination: str | os.PathLike, data: bytes) -> None:

@@ -21,7 +21,7 @@ TRAIN_PHOTOS = (
     "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png", "camera.png",
     "brick.png", "grass.png", "gravel.png", "coins.png", "page.png", "text.png", "ihc.png",
 )
-HELD_OUT_PHOTOS = ("rocket.jpg", "hubble_deep_field.jpg", "retina.jpg", "color.png")
+HELD_OUT_PHOTOS = ("rocket.jpg", "hubble_deep_field.jpg", "retina.jpg", "moon.png")
 
 
 def photo_folder() -> Path:

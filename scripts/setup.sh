@@ -2,7 +2,7 @@
 # Make .venv from nothing and install the toolkit with its test tools.
 #   CPU host: a pinned CPU torch first (an unpinned torch would pull a multi-GB CUDA build).
 #   CUDA host (nvidia-smi sees a GPU): the CUDA torch and the [gpu] extra.
-# Override with TORCH_SPEC (e.g. "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu").
+# Override with TORCH_SPEC (e.g. "torch==2.11.0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

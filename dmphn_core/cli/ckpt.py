@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 
 from ..checkpoint import DEMO_CHECKPOINT, import_authors_checkpoint, load_checkpoint, save_checkpoint
 from ..geometry import LAYOUTS
+from ..model import DMPHN, DMPHNConfig
 from .common import new_app, user_errors
 
 app = new_app("Inspect DMPHN checkpoints and import the original authors' weights.")
@@ -48,6 +50,34 @@ def import_authors(
     ckpt = import_authors_checkpoint(folder, layout=layout)
     save_checkpoint(output, ckpt.build_model(), training=ckpt.training)
     print(f"wrote {output} ({ckpt.config.name}, {layout} layout)")
+
+
+@app.command()
+@user_errors
+def init(
+    output: Annotated[Path, typer.Option("-o", "--output", help="checkpoint to write")],
+    levels: Annotated[str, typer.Option(help="hierarchy: 1, 1-2, 1-2-4 or 1-2-4-8")] = "1-2-4-8",
+    layout: Annotated[str, typer.Option(help=f"patch layout: {', '.join(LAYOUTS)}")] = "design",
+    seed: Annotated[int, typer.Option(help="seed of the initial weights")] = 0,
+) -> None:
+    """Write a freshly initialised (untrained) model: for latency benchmarks and export checks."""
+    torch.manual_seed(seed)
+    model = DMPHN(DMPHNConfig(levels, layout))
+    save_checkpoint(output, model, training={"untrained": True, "seed": seed})
+    print(f"wrote {output} ({model.config.name}, untrained, seed {seed})")
+
+
+@app.command()
+@user_errors
+def slim(
+    checkpoint: Annotated[Path, typer.Argument(help="training checkpoint (e.g. runs/train/best.pt)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="checkpoint to write")],
+    fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="store weights as float16 (half the size)")] = True,
+) -> None:
+    """Drop the optimizer state and (by default) store fp16 weights: the file to ship."""
+    ckpt = load_checkpoint(checkpoint)
+    save_checkpoint(output, ckpt.build_model(), training=ckpt.training, dtype=torch.float16 if fp16 else torch.float32)
+    print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MiB, {'fp16' if fp16 else 'fp32'} weights, no optimizer state)")
 
 
 def main() -> None:

@@ -56,3 +56,23 @@ def test_existing_checkpoint_survives_a_failed_import(tmp_path):
     result = cli.invoke(app, ["import-authors", str(tmp_path / "empty_dir_missing"), "-o", str(out)])
     assert result.exit_code == 2 and "not a folder" in result.stderr
     assert load_checkpoint(out).training == {"keep": True}
+
+
+def test_init_and_slim_round_trip(tmp_path):
+    from typer.testing import CliRunner
+
+    from dmphn_core.checkpoint import load_checkpoint
+    from dmphn_core.cli.ckpt import app
+
+    runner = CliRunner()
+    full = tmp_path / "init.pt"
+    assert runner.invoke(app, ["init", "-o", str(full), "--levels", "1-2", "--seed", "3"]).exit_code == 0
+    slim = tmp_path / "slim.pt"
+    result = runner.invoke(app, ["slim", str(full), "-o", str(slim)])
+    assert result.exit_code == 0, result.output
+    a, b = load_checkpoint(full), load_checkpoint(slim)
+    assert b.config.levels == 2 and b.resume is None
+    assert all(v.dtype == torch.float16 for v in b.state_dict.values())
+    assert slim.stat().st_size < 0.6 * full.stat().st_size
+    for key, value in a.state_dict.items():
+        torch.testing.assert_close(b.state_dict[key].float(), value, rtol=1e-3, atol=1e-4)

@@ -35,3 +35,12 @@ def test_unwritable_folder_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(DMPHNError, match="not writable"):
         write_text_atomic(tmp_path / "a.txt", "x")
     assert not list(tmp_path.iterdir())
+
+
+def test_written_files_get_normal_permissions_not_mkstemps_0600(tmp_path):
+    import os
+
+    write_text_atomic(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask

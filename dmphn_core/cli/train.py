@@ -1,0 +1,71 @@
+"""dmphn-train: train DMPHN on GoPro-layout pairs (real GoPro, or `dmphn-synth` output).
+
+Multi-GPU: ``torchrun --nproc_per_node N -m dmphn_core.cli.train DATA ...`` (``--batch`` is
+the global batch). Ctrl-C saves ``OUT/last.pt``; ``--resume OUT/last.pt`` continues the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..training import TrainConfig, Trainer, TrainingInterrupted
+from .common import fail, new_app, user_errors
+
+app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-train: "))
+
+
+@app.command()
+@user_errors
+def train(
+    data: Annotated[Path, typer.Argument(help="dataset root with train/ (and test/ for validation) in the GoPro layout")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for last.pt, best.pt and train_log.jsonl")] = Path("runs/train"),
+    levels: Annotated[str, typer.Option(help="hierarchy: 1, 1-2, 1-2-4 or 1-2-4-8")] = "1-2-4-8",
+    layout: Annotated[str, typer.Option(help="patch layout: design or authors")] = "design",
+    blur_kind: Annotated[str, typer.Option(help="blurred folder: blur_gamma or blur")] = "blur_gamma",
+    batch: Annotated[int, typer.Option(help="global batch size")] = 6,
+    crop: Annotated[int, typer.Option(help="square training crop in pixels")] = 256,
+    lr: Annotated[float, typer.Option(help="Adam learning rate")] = 1e-4,
+    steps: Annotated[int, typer.Option(help="optimizer steps in total")] = 3000,
+    schedule: Annotated[str, typer.Option(help="cosine, step or constant")] = "cosine",
+    warmup_steps: Annotated[int, typer.Option(help="linear warm-up steps")] = 0,
+    val_every: Annotated[int, typer.Option(help="validate every N steps (on test/)")] = 500,
+    val_images: Annotated[int, typer.Option(help="validation images (first N of test/)")] = 16,
+    ckpt_every: Annotated[int, typer.Option(help="save last.pt every N steps")] = 500,
+    log_every: Annotated[int, typer.Option(help="log loss and speed every N steps")] = 10,
+    seed: Annotated[int, typer.Option(help="seed of weights and data order")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    amp: Annotated[str, typer.Option(help="auto (bf16 on CUDA), off, bf16, fp16")] = "auto",
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="NHWC on CUDA")] = True,
+    workers: Annotated[int, typer.Option(help="data loading processes")] = 2,
+    max_minutes: Annotated[float | None, typer.Option(help="stop (and save) after this many minutes")] = None,
+    resume: Annotated[Path | None, typer.Option(help="continue the run saved in this checkpoint")] = None,
+    init: Annotated[Path | None, typer.Option(help="start a new run from these weights")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar on a terminal, or plain log lines")] = True,
+) -> None:
+    """Train; prints validation PSNR as it goes and where the checkpoints are."""
+    config = TrainConfig(
+        data=str(data), out=str(out), levels=levels, layout=layout, blur_kind=blur_kind, batch=batch, crop=crop,
+        lr=lr, steps=steps, schedule=schedule, warmup_steps=warmup_steps, val_every=val_every,
+        val_images=val_images, ckpt_every=ckpt_every, log_every=log_every, seed=seed, device=device, amp=amp,
+        channels_last=channels_last, workers=workers, max_minutes=max_minutes,
+        resume=str(resume) if resume else None, init=str(init) if init else None, progress=progress,
+    )
+    trainer = Trainer(config)
+    try:
+        result = trainer.run()
+    except TrainingInterrupted as interrupted:
+        raise fail(str(interrupted), 130) from None
+    if trainer.dist.is_main:
+        print(f"done: step {result.step} in {result.seconds / 60:.1f} min; last {result.last_checkpoint}"
+              + (f", best {result.best_checkpoint}" if result.best_checkpoint else ""))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

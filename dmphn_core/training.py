@@ -1,0 +1,426 @@
+"""Training: MSE on the level-1 output, Adam, random crops, periodic validation, exact resume.
+
+Defaults follow the paper: MSE loss, Adam at lr 1e-4, batch 6, 256x256 crops. One process,
+or several under ``torchrun`` (DistributedDataParallel; NCCL on CUDA, gloo on CPU), where
+``batch`` stays the *global* batch and each rank takes ``batch / world`` of it.
+
+Resuming is exact: the data a step sees is a pure function of ``(seed, step)`` (see
+:mod:`dmphn_core.data.gopro`), the learning rate a pure function of the step, and the
+checkpoint keeps the weights and Adam's state, so ``--resume`` continues the same run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data.gopro import DatasetError, PairDataset, StepBatchSampler, find_pairs
+from .errors import DMPHNError
+from .geometry import crop_to, pad_to_block
+from .metrics import batch_psnr
+from .model import DMPHN, DMPHNConfig
+
+SCHEDULES = ("cosine", "step", "constant")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+class TrainingInterrupted(DMPHNError):
+    """Ctrl-C during training; the checkpoint was saved first."""
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str = "runs/train"
+    levels: str = "1-2-4-8"
+    layout: str = "design"
+    blur_kind: str = "blur_gamma"
+    batch: int = 6
+    crop: int = 256
+    lr: float = 1e-4
+    steps: int = 3000
+    #: cosine: to ``min_lr_ratio * lr``; step: halve at 50% and 75%; constant.
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 0
+    val_every: int = 500
+    val_images: int = 16
+    ckpt_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    channels_last: bool = True
+    workers: int = 2
+    max_minutes: float | None = None
+    resume: str | None = None
+    #: Start from these weights (a new run: step 0, fresh optimizer).
+    init: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise DMPHNError(f"unknown schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
+        if self.amp not in AMP_MODES:
+            raise DMPHNError(f"unknown amp mode {self.amp!r}; use one of {', '.join(AMP_MODES)}")
+        for name in ("batch", "crop", "steps", "val_every", "ckpt_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise DMPHNError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise DMPHNError(f"lr must be positive, got {self.lr}")
+        if self.resume and self.init:
+            raise DMPHNError("give either --resume (continue a run) or --init (new run from weights), not both")
+        DMPHNConfig(self.levels, self.layout).geometry.check_size(self.crop, self.crop)
+
+    # Settings that must not change under --resume, or the run would not be the same run.
+    RUN_IDENTITY = ("data", "levels", "layout", "blur_kind", "batch", "crop", "lr", "steps", "schedule",
+                    "min_lr_ratio", "warmup_steps", "seed")
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Learning rate for ``step`` (0-based): a pure function, so resume needs no scheduler state."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return config.lr
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    if config.schedule == "step":
+        return config.lr * (0.5 ** sum(progress >= mark for mark in (0.5, 0.75)))
+    floor = config.lr * config.min_lr_ratio
+    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@dataclass
+class TrainResult:
+    step: int
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    validations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(device_kind: str) -> _Distributed:
+    """Join the torchrun process group when launched by torchrun; otherwise one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return _Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return _Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _resolve_device(requested: str, local_rank: int) -> torch.device:
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DMPHNError("--device cuda asked for, but there is no CUDA device here")
+        return torch.device("cuda", local_rank if requested == "cuda" else int(requested.split(":")[1]))
+    if requested != "cpu":
+        raise DMPHNError(f"unknown device {requested!r}; use auto, cpu or cuda")
+    return torch.device("cpu")
+
+
+def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or amp == "off":
+        if amp in ("bf16", "fp16") and device.type != "cuda":
+            raise DMPHNError(f"--amp {amp} needs a CUDA device; training on {device.type} runs in fp32")
+        return None
+    # bf16 keeps fp32's range, so it needs no loss scaling: the safer automatic choice.
+    return torch.float16 if amp == "fp16" else torch.bfloat16
+
+
+class Trainer:
+    """One training run; :meth:`run` returns when done, out of time, or raises on Ctrl-C."""
+
+    def __init__(self, config: TrainConfig, log: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.dist = _setup_distributed("cuda" if config.device.startswith("cuda") or (
+            config.device == "auto" and torch.cuda.is_available()) else "cpu")
+        self.device = _resolve_device(config.device, self.dist.local_rank)
+        self.log = log if self.dist.is_main else (lambda message: None)
+        self.autocast_dtype = _autocast_dtype(config.amp, self.device)
+        self.train_pairs = find_pairs(config.data, "train", config.blur_kind)
+        try:
+            self.val_pairs = find_pairs(config.data, "test", config.blur_kind)[: config.val_images]
+        except DatasetError:
+            self.val_pairs = []
+        self.step = 0
+        self.elapsed_before = 0.0
+        self.best_val_psnr = -math.inf
+        self.history: list[dict[str, Any]] = []
+        self.validations: list[dict[str, Any]] = []
+        torch.manual_seed(config.seed)
+        self.model = self._build_model()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
+        if config.resume:
+            self._load_resume_state(Path(config.resume))
+        self.train_model: nn.Module = self.model
+        if self.dist.world > 1:
+            self.train_model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+
+    # -- setup -------------------------------------------------------------------------
+    def _build_model(self) -> DMPHN:
+        source = self.config.resume or self.config.init
+        if source:
+            checkpoint = load_checkpoint(source)
+            wanted = DMPHNConfig(self.config.levels, self.config.layout)
+            if checkpoint.config != wanted:
+                raise DMPHNError(f"{source} holds {checkpoint.config.name} ({checkpoint.config.layout}), "
+                                 f"but this run trains {wanted.name} ({wanted.layout})")
+            model = checkpoint.build_model()
+        else:
+            model = DMPHN(DMPHNConfig(self.config.levels, self.config.layout))
+        model = model.to(self.device).train()
+        if self.device.type == "cuda" and self.config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def _load_resume_state(self, path: Path) -> None:
+        checkpoint = load_checkpoint(path)
+        state = checkpoint.resume
+        if not state:
+            raise DMPHNError(f"{path} has no training state to resume from (a shipped or final-only checkpoint); "
+                             f"use --init to start a new run from its weights")
+        saved = state["train_config"]
+        changed = [f"{k}: {saved.get(k)!r} -> {getattr(self.config, k)!r}" for k in TrainConfig.RUN_IDENTITY
+                   if saved.get(k) != getattr(self.config, k)]
+        if changed:
+            raise DMPHNError(f"--resume with different settings would not continue the same run ({'; '.join(changed)})")
+        self.optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
+        self.best_val_psnr = float(state.get("best_val_psnr", -math.inf))
+        self.log(f"resumed {path} at step {self.step}")
+
+    def _loader(self) -> DataLoader:
+        sampler = StepBatchSampler(len(self.train_pairs), self.config.batch, seed=self.config.seed,
+                                   start_step=self.step, rank=self.dist.rank, world=self.dist.world)
+        return DataLoader(
+            PairDataset(self.train_pairs, crop=self.config.crop),
+            batch_sampler=sampler,
+            num_workers=self.config.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=self.config.workers > 0,
+        )
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, stop_at_step: int | None = None) -> TrainResult:
+        """Train to ``config.steps``; ``stop_at_step`` pauses earlier (saved, resumable)."""
+        config = self.config
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        begin = time.perf_counter()
+        deadline = begin + config.max_minutes * 60 if config.max_minutes else math.inf
+        self.log(f"training {self.model.config.name} on {len(self.train_pairs)} pairs ({config.data}), "
+                 f"{self.dist.world} process(es) on {self.device}, steps {self.step}->{config.steps}, "
+                 f"batch {config.batch}, crop {config.crop}, lr {config.lr} ({config.schedule})")
+        window_start, window_images = time.perf_counter(), 0
+        batches = iter(self._loader()) if self.step < config.steps else iter(())
+        progress = _Bar(_bar_mode(config.progress, self.dist.is_main), config.steps, self.step)
+        try:
+            with progress as bar:
+                while self.step < config.steps:
+                    blurred, sharp = next(batches)
+                    loss = self._train_step(blurred, sharp)
+                    self.step += 1
+                    window_images += config.batch
+                    if self.step % config.log_every == 0 or self.step == config.steps:
+                        seconds = time.perf_counter() - window_start
+                        record = {"step": self.step, "loss": loss, "lr": lr_at(self.step - 1, config),
+                                  "images_per_s": window_images / max(seconds, 1e-9)}
+                        self.history.append(record)
+                        self._append_log(record)
+                        bar.update(self.step, loss, record["images_per_s"])
+                        window_start, window_images = time.perf_counter(), 0
+                    if self.step % config.val_every == 0 or self.step == config.steps:
+                        self._validate_and_keep_best(begin)
+                    if self.step % config.ckpt_every == 0 or self.step == config.steps:
+                        self._save(self.out / "last.pt", begin)
+                    if stop_at_step is not None and self.step >= stop_at_step:
+                        self._save(self.out / "last.pt", begin)
+                        break
+                    if self._out_of_time(deadline):
+                        self.log(f"--max-minutes {config.max_minutes} reached at step {self.step}")
+                        self._validate_and_keep_best(begin)
+                        self._save(self.out / "last.pt", begin)
+                        break
+        except KeyboardInterrupt:
+            self._save(self.out / "last.pt", begin)
+            raise TrainingInterrupted(
+                f"interrupted at step {self.step}; saved {self.out / 'last.pt'} (continue with --resume {self.out / 'last.pt'})"
+            ) from None
+        finally:
+            if self.dist.world > 1 and dist.is_initialized():
+                dist.destroy_process_group()
+        best = self.out / "best.pt"
+        return TrainResult(self.step, self.out / "last.pt", best if best.exists() else None,
+                           self.elapsed_before + time.perf_counter() - begin, self.history, self.validations)
+
+    def _out_of_time(self, deadline: float) -> bool:
+        if deadline == math.inf:
+            return False
+        late = torch.tensor([float(time.perf_counter() > deadline)])
+        if self.dist.world > 1:
+            # every rank must stop at the same step, or the others wait forever in all-reduce
+            dist.all_reduce(late, op=dist.ReduceOp.MAX)
+        return bool(late.item())
+
+    def _train_step(self, blurred: torch.Tensor, sharp: torch.Tensor) -> float:
+        non_blocking = self.device.type == "cuda"
+        memory_format = torch.channels_last if self.device.type == "cuda" and self.config.channels_last else torch.contiguous_format
+        blurred = blurred.to(self.device, non_blocking=non_blocking).contiguous(memory_format=memory_format)
+        sharp = sharp.to(self.device, non_blocking=non_blocking)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        autocast = (torch.autocast("cuda", dtype=self.autocast_dtype) if self.autocast_dtype is not None
+                    else contextlib.nullcontext())
+        with autocast:
+            output = self.train_model(blurred)
+        loss = nn.functional.mse_loss(output.float(), sharp)
+        if not torch.isfinite(loss):
+            raise DMPHNError(f"loss became {loss.item()} at step {self.step}; lower --lr or use --amp bf16/off")
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.item()
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float] | None:
+        """Mean PSNR of the model output and of the blurred input vs sharp, on the test split."""
+        if not self.val_pairs:
+            return None
+        self.model.eval()
+        model_psnr, input_psnr = [], []
+        for index in range(len(self.val_pairs)):
+            blurred, sharp = PairDataset(self.val_pairs, crop=None)[index]
+            blurred, sharp = blurred[None].to(self.device), sharp[None].to(self.device)
+            padded, size = pad_to_block(blurred, self.model.geometry)
+            output = crop_to(self.model(padded), size)
+            model_psnr.append(batch_psnr(output, sharp).item())
+            input_psnr.append(batch_psnr(blurred, sharp).item())
+        self.model.train()
+        mean_model, mean_input = sum(model_psnr) / len(model_psnr), sum(input_psnr) / len(input_psnr)
+        return {"step": self.step, "images": len(model_psnr), "psnr_db": mean_model, "blurred_psnr_db": mean_input,
+                "gain_db": mean_model - mean_input}
+
+    def _validate_and_keep_best(self, begin: float) -> None:
+        if not self.dist.is_main:
+            return
+        result = self.validate()
+        if result is None:
+            return
+        self.validations.append(result)
+        self._append_log({"validation": result})
+        self.log(f"step {self.step}: validation PSNR {result['psnr_db']:.2f} dB vs blurred "
+                 f"{result['blurred_psnr_db']:.2f} dB (gain {result['gain_db']:+.2f} dB, {result['images']} images)")
+        if result["psnr_db"] > self.best_val_psnr:
+            self.best_val_psnr = result["psnr_db"]
+            self._save(self.out / "best.pt", begin)
+
+    # -- records ---------------------------------------------------------------------------
+    def training_info(self, begin: float) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "steps": self.config.steps,
+            "seconds": round(self.elapsed_before + time.perf_counter() - begin, 1),
+            "device": str(self.device) if self.device.type == "cpu" else torch.cuda.get_device_name(self.device),
+            "processes": self.dist.world,
+            "settings": _plain(asdict(self.config)),
+            "last_loss": self.history[-1]["loss"] if self.history else None,
+            "validation": self.validations[-1] if self.validations else None,
+            "command": " ".join(sys.argv),
+            "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "torch": str(torch.__version__),
+        }
+
+    def _save(self, path: Path, begin: float) -> None:
+        if not self.dist.is_main:
+            return
+        resume = {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "train_config": _plain(asdict(self.config)),
+            "elapsed_s": self.elapsed_before + time.perf_counter() - begin,
+            "best_val_psnr": self.best_val_psnr if math.isfinite(self.best_val_psnr) else -1.0,
+        }
+        save_checkpoint(path, self.model, training=self.training_info(begin), resume=resume)
+
+    def _append_log(self, record: dict[str, Any]) -> None:
+        if self.dist.is_main:
+            with open(self.out / "train_log.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+
+
+def _plain(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as str/number/bool/None only (what weights_only checkpoints may hold)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
+
+
+def _bar_mode(wanted: bool, is_main: bool) -> str:
+    """A rich progress bar on a terminal when wanted; plain log lines otherwise (CI logs, files)."""
+    if not is_main:
+        return "off"
+    return "rich" if wanted and sys.stderr.isatty() else "lines"
+
+
+class _Bar:
+    def __init__(self, mode: str, total: int, start: int) -> None:
+        self.mode = mode
+        if mode == "rich":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("loss {task.fields[loss]:.5f}  {task.fields[speed]:.1f} img/s"),
+                                     TimeRemainingColumn())
+            self.task = self.progress.add_task("train", total=total, completed=start, loss=float("nan"), speed=0.0)
+
+    def __enter__(self) -> "_Bar":
+        if self.mode == "rich":
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.mode == "rich":
+            self.progress.__exit__(*exc)
+
+    def update(self, step: int, loss: float, speed: float) -> None:
+        if self.mode == "rich":
+            self.progress.update(self.task, completed=step, loss=loss, speed=speed)
+        elif self.mode == "lines":
+            print(f"step {step}: loss {loss:.5f}, {speed:.1f} img/s", flush=True)

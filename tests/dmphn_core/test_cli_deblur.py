@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dmphn_core import inference
+from dmphn_core.cli.deblur import app
+from dmphn_core.imageio import read_image, write_image
+from dmphn_core.samples import sample_photo
+from runtimes.compare import psnr_db
+from runtimes.torch_eager import TorchRunner
+from tests.conftest import random_model
+
+cli = CliRunner()
+
+
+def _one_line_error(result, code: int = 2) -> str:
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_demo_photo_427x640_keeps_its_size(tmp_path, make_checkpoint):
+    source = tmp_path / "rocket.png"
+    write_image(source, sample_photo(427, 640, "rocket.jpg"))
+    out = tmp_path / "sharp.png"
+    result = cli.invoke(app, [str(source), "-o", str(out), "--model", str(make_checkpoint(1)), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert read_image(out).shape == (427, 640, 3)
+    assert "whole 428x640" in result.stdout and "deblurred 1 of 1" in result.stdout
+
+
+def test_corrupt_file_among_good_ones_is_reported_and_skipped(tmp_path, make_checkpoint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "a.png", sample_photo(48, 64, "coffee.png"))
+    write_image(folder / "b.jpg", sample_photo(48, 64, "chelsea.png"))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "out"
+    result = cli.invoke(app, [str(folder), str(tmp_path / "gone.png"), "-o", str(out), "--model", str(make_checkpoint(1))])
+    assert result.exit_code == 1, result.output
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors)
+    assert any("broken.png" in line for line in errors) and any("gone.png" in line for line in errors)
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]  # the jpg comes out as png
+    assert read_image(out / "b.png").shape == (48, 64, 3)
+    assert "deblurred 2 of 4" in result.stdout and "2 failed" in result.stdout
+
+
+def test_fixed_shape_onnx_runs_in_tiles(tmp_path):
+    from export.to_onnx import export_onnx
+
+    model = random_model(1, seed=2)
+    onnx_path = tmp_path / "m1_32x64.onnx"
+    export_onnx(model, onnx_path, batch=1, height=32, width=64)
+    image = sample_photo(61, 99, "rocket.jpg")
+    source = tmp_path / "photo.png"
+    write_image(source, image)
+    result = cli.invoke(app, [str(source), "-o", str(tmp_path / "photo_out.png"), "--model", str(onnx_path)])
+    assert result.exit_code == 0, result.output
+    assert "tiles of 32x64" in result.stdout
+    out = read_image(tmp_path / "photo_out.png")
+    assert out.shape == (61, 99, 3)
+    with TorchRunner(model) as runner:
+        whole = inference.deblur_image(runner, read_image(source))
+    # same weights; 32 px high tiles differ near their borders (measured 51.9 dB after 8-bit PNG, 2026-11-25;
+    # tiles off the stride-4 grid gave 34.4 dB)
+    assert psnr_db(out, whole) > 45.0
+
+
+def test_bad_model_path_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the default output folder would appear
+    source = tmp_path / "x.png"
+    write_image(source, np.zeros((16, 16, 3), np.float32))
+    line = _one_line_error(cli.invoke(app, [str(source), "--model", str(tmp_path / "nope.pt")]))
+    assert "model not found" in line
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"junk")
+    line = _one_line_error(cli.invoke(app, [str(source), "--model", str(junk)]))
+    assert "cannot read checkpoint" in line
+    assert not (tmp_path / "deblurred").exists()
+
+
+def test_missing_demo_checkpoint_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(inference, "DEMO_CHECKPOINT", tmp_path / "absent.pt")
+    source = tmp_path / "x.png"
+    write_image(source, np.zeros((16, 16, 3), np.float32))
+    line = _one_line_error(cli.invoke(app, [str(source)]))
+    assert "demo checkpoint is missing" in line
+
+
+@pytest.mark.parametrize("target", ["same_file", "same_folder"])
+def test_never_overwrites_an_input(tmp_path, make_checkpoint, target):
+    source = tmp_path / "keep.png"
+    write_image(source, sample_photo(16, 16, "coffee.png"))
+    before = source.read_bytes()
+    output = source if target == "same_file" else tmp_path
+    line = _one_line_error(cli.invoke(app, [str(source), "-o", str(output), "--model", str(make_checkpoint(1))]))
+    assert "refusing to overwrite input" in line
+    assert source.read_bytes() == before
+
+
+def test_output_name_clashes_and_bad_outputs_are_refused(tmp_path, make_checkpoint):
+    model = str(make_checkpoint(1))
+    for name in ("a/x.png", "b/x.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_image(tmp_path / name, np.zeros((16, 16, 3), np.float32))
+    inputs = [str(tmp_path / "a/x.png"), str(tmp_path / "b/x.jpg")]
+    assert "both be written" in _one_line_error(cli.invoke(app, [*inputs, "-o", str(tmp_path / "o"), "--model", model]))
+    assert "several inputs" in _one_line_error(cli.invoke(app, [*inputs, "-o", str(tmp_path / "o.png"), "--model", model]))
+    assert "not an image format" in _one_line_error(
+        cli.invoke(app, [inputs[0], "-o", str(tmp_path / "o.txt"), "--model", model])
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = cli.invoke(app, [str(empty), "--model", model])
+    assert result.exit_code == 2 and "error: no images to deblur" in result.stderr

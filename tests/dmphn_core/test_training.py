@@ -1,0 +1,147 @@
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+
+from dmphn_core.checkpoint import load_checkpoint
+from dmphn_core.data.camera_shake import ShakeSettings, bundled_sources, synthesize
+from dmphn_core.data.gopro import PairDataset, StepBatchSampler, find_pairs
+from dmphn_core.errors import DMPHNError
+from dmphn_core.training import TrainConfig, Trainer, lr_at
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """Camera-shake pairs of 48x48 from 3 training photos and 2 held-out ones."""
+    root = tmp_path_factory.mktemp("shake")
+    settings = ShakeSettings(max_shift=8.0)
+    synthesize(bundled_sources("train")[:3], root, "train", pairs_per_photo=4, size=(48, 48), settings=settings)
+    synthesize(bundled_sources("test")[:2], root, "test", pairs_per_photo=1, size=(48, 48), settings=settings, seed=1)
+    return root
+
+
+def _config(data, out, **overrides):
+    settings = dict(data=str(data), out=str(out), levels="1", batch=2, crop=32, lr=1e-3, steps=4, val_every=1000,
+                    ckpt_every=1000, log_every=1000, workers=0, device="cpu", progress=False)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def _fixed_batch_loss(model, data):
+    dataset = PairDataset(find_pairs(data, "train"), crop=32, flip=False)
+    blurred, sharp = zip(*(dataset[key] for key in StepBatchSampler(len(dataset), 6, seed=99).batch_for_step(0)))
+    with torch.no_grad():
+        return torch.nn.functional.mse_loss(model(torch.stack(blurred)), torch.stack(sharp)).item()
+
+
+def test_loss_decreases_on_held_fixed_batch(tiny_data, tmp_path):
+    trainer = Trainer(_config(tiny_data, tmp_path, steps=25, schedule="constant"), log=lambda m: None)
+    before = _fixed_batch_loss(trainer.model.eval(), tiny_data)
+    result = trainer.run()
+    after = _fixed_batch_loss(load_checkpoint(result.last_checkpoint).build_model(), tiny_data)
+    assert result.step == 25
+    assert after < 0.7 * before, (before, after)
+
+
+def test_resume_continues_exactly(tiny_data, tmp_path):
+    straight = Trainer(_config(tiny_data, tmp_path / "straight"), log=lambda m: None).run()
+    first = Trainer(_config(tiny_data, tmp_path / "paused"), log=lambda m: None).run(stop_at_step=2)
+    assert first.step == 2 and load_checkpoint(first.last_checkpoint).resume["step"] == 2
+    resumed_trainer = Trainer(_config(tiny_data, tmp_path / "resumed", resume=str(first.last_checkpoint)), log=lambda m: None)
+    assert resumed_trainer.step == 2
+    resumed = resumed_trainer.run()
+    assert resumed.step == 4
+    a, b = load_checkpoint(straight.last_checkpoint), load_checkpoint(resumed.last_checkpoint)
+    for key in a.state_dict:
+        torch.testing.assert_close(a.state_dict[key], b.state_dict[key], rtol=0, atol=1e-6, msg=key)
+    adam_a, adam_b = a.resume["optimizer"]["state"], b.resume["optimizer"]["state"]
+    torch.testing.assert_close(adam_a[0]["exp_avg_sq"], adam_b[0]["exp_avg_sq"], rtol=0, atol=1e-9)
+
+
+def test_resume_refuses_changed_settings_and_final_only_checkpoints(tiny_data, tmp_path):
+    first = Trainer(_config(tiny_data, tmp_path / "a"), log=lambda m: None).run(stop_at_step=1)
+    with pytest.raises(DMPHNError, match="batch: 2 -> 4"):
+        Trainer(_config(tiny_data, tmp_path / "b", batch=4, resume=str(first.last_checkpoint)))
+    from dmphn_core.checkpoint import save_checkpoint
+    slim = tmp_path / "slim.pt"
+    save_checkpoint(slim, load_checkpoint(first.last_checkpoint).build_model())
+    with pytest.raises(DMPHNError, match="no training state"):
+        Trainer(_config(tiny_data, tmp_path / "c", resume=str(slim)))
+
+
+def test_validation_reports_gain_over_blurred_input(tiny_data, tmp_path):
+    trainer = Trainer(_config(tiny_data, tmp_path, steps=2, val_every=2), log=lambda m: None)
+    result = trainer.run()
+    record = result.validations[-1]
+    assert record["images"] == 2 and record["step"] == 2
+    assert math.isclose(record["gain_db"], record["psnr_db"] - record["blurred_psnr_db"])
+    assert (tmp_path / "best.pt").is_file()
+    assert load_checkpoint(result.last_checkpoint).training["validation"]["step"] == 2
+
+
+def test_lr_schedules():
+    config = _config("x", "y", steps=100, lr=1.0, warmup_steps=10)
+    assert lr_at(0, config) == pytest.approx(0.1)
+    assert lr_at(10, config) == pytest.approx(1.0)
+    assert lr_at(99, config) == pytest.approx(0.1, abs=1e-3)
+    step = _config("x", "y", steps=100, lr=1.0, schedule="step")
+    assert [lr_at(s, step) for s in (0, 49, 50, 75)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def _torchrun(args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "dmphn_core.cli.train", *args], capture_output=True, text=True, timeout=300, env=env,
+    )
+
+
+def test_ddp_on_two_cpu_processes_equals_one_process(tiny_data, tmp_path):
+    common = ["--levels", "1", "--batch", "2", "--crop", "32", "--lr", "1e-3", "--steps", "3", "--workers", "0",
+              "--device", "cpu", "--val-every", "1000", "--ckpt-every", "1000", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = _torchrun([str(tiny_data), "-o", str(tmp_path / "ddp"), *common], env=env)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "2 process(es)" in ddp.stdout
+    single = subprocess.run([sys.executable, "-m", "dmphn_core.cli.train", str(tiny_data), "-o", str(tmp_path / "one"), *common],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert single.returncode == 0, single.stderr[-3000:]
+    a, b = load_checkpoint(tmp_path / "ddp" / "last.pt"), load_checkpoint(tmp_path / "one" / "last.pt")
+    assert a.training["processes"] == 2 and b.training["processes"] == 1
+    for key in a.state_dict:
+        torch.testing.assert_close(a.state_dict[key], b.state_dict[key], rtol=0, atol=2e-5, msg=key)
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tiny_data, tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dmphn_core.cli.train", str(tiny_data), "-o", str(tmp_path), "--levels", "1", "--batch", "2",
+         "--crop", "32", "--steps", "100000", "--log-every", "1", "--workers", "0", "--device", "cpu", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    watchdog = threading.Timer(180, process.kill)  # never hang the suite if no step line comes
+    watchdog.start()
+    try:
+        for line in process.stdout:
+            if line.startswith("step 2:"):
+                break
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        watchdog.cancel()
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted at step" in stderr and "Traceback" not in stderr
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
+    assert checkpoint.resume["step"] >= 2
+
+
+def test_cli_bad_data_is_one_line_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dmphn_core.cli.train", str(tmp_path / "nope"), "--steps", "1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: no 'train' split") and len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,75 @@
+"""`dmphn-export torchscript` / `aoti` through the CLI: verified success, one-line errors, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from typer.testing import CliRunner
+
+from export.cli import app
+from export.metadata import METADATA_KEY
+
+cli = CliRunner()
+
+
+def _assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_torchscript_export_verifies_and_carries_metadata(make_checkpoint, tmp_path):
+    checkpoint = make_checkpoint(4)
+    out, report = tmp_path / "m.ts", tmp_path / "report.json"
+    result = cli.invoke(app, ["torchscript", str(checkpoint), "-H", "32", "-W", "64", "-b", "2", "-o", str(out),
+                              "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "verification passed" in result.stdout and f"wrote {out}" in result.stdout
+    extra = {METADATA_KEY: ""}
+    torch.jit.load(str(out), _extra_files=extra)
+    metadata = json.loads(extra[METADATA_KEY])
+    assert metadata["export_shape"] == [2, 3, 32, 64] and metadata["size_block_hw"] == [8, 16]
+    cases = json.loads(report.read_text())["verification"]["cases"]
+    assert cases and all(case["max_abs"] <= 1e-4 for case in cases)
+
+
+def test_failed_verification_removes_the_artifact(make_checkpoint, tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "m.ts"
+    # a negative bound can never pass: the export runs, fails verification and must leave nothing
+    result = cli.invoke(app, ["torchscript", str(make_checkpoint(1)), "-H", "32", "-W", "32", "-o", str(out),
+                              "--max-abs", "-1"])
+    assert "verification FAILED" in result.stdout
+    _assert_one_line_error(result, "failed verification", "was not written")
+    assert _files(out_dir) == []
+
+
+def test_torchscript_bad_inputs(make_checkpoint, tmp_path):
+    corrupt = tmp_path / "bad.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    _assert_one_line_error(cli.invoke(app, ["torchscript", str(corrupt), "-H", "32", "-W", "64"]), "corrupt")
+    _assert_one_line_error(cli.invoke(app, ["torchscript", str(tmp_path / "missing.pt")]), "not found")
+    _assert_one_line_error(
+        cli.invoke(app, ["torchscript", str(make_checkpoint(4)), "-H", "30", "-W", "64", "-o", str(tmp_path / "x.ts")]),
+        "30",
+    )
+    assert not (tmp_path / "x.ts").exists()
+
+
+def test_aoti_export_cpu_verifies(make_checkpoint, tmp_path):
+    out = tmp_path / "m.pt2"
+    result = cli.invoke(app, ["aoti", str(make_checkpoint(1)), "-H", "32", "-W", "32", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "verification passed" in result.stdout and out.is_file()
+    _assert_one_line_error(
+        cli.invoke(app, ["aoti", str(make_checkpoint(1)), "-H", "32", "-W", "32", "--precision", "int3"]), "int3"
+    )
