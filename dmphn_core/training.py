@@ -58,6 +58,8 @@ class TrainConfig:
     schedule: str = "cosine"
     min_lr_ratio: float = 0.1
     warmup_steps: int = 0
+    #: Clip the gradient norm to this (None: no clipping, as in the paper).
+    clip_grad: float | None = None
     val_every: int = 500
     val_images: int = 16
     ckpt_every: int = 500
@@ -89,7 +91,7 @@ class TrainConfig:
 
     # Settings that must not change under --resume, or the run would not be the same run.
     RUN_IDENTITY = ("data", "levels", "layout", "blur_kind", "batch", "crop", "lr", "steps", "schedule",
-                    "min_lr_ratio", "warmup_steps", "seed")
+                    "min_lr_ratio", "warmup_steps", "clip_grad", "seed")
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -315,6 +317,9 @@ class Trainer:
         if not torch.isfinite(loss):
             raise DMPHNError(f"loss became {loss.item()} at step {self.step}; lower --lr or use --amp bf16/off")
         self.scaler.scale(loss).backward()
+        if self.config.clip_grad is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.item()

@@ -31,6 +31,7 @@ def train(
     steps: Annotated[int, typer.Option(help="optimizer steps in total")] = 3000,
     schedule: Annotated[str, typer.Option(help="cosine, step or constant")] = "cosine",
     warmup_steps: Annotated[int, typer.Option(help="linear warm-up steps")] = 0,
+    clip_grad: Annotated[float | None, typer.Option(help="clip the gradient norm to this (default: no clipping)")] = None,
     val_every: Annotated[int, typer.Option(help="validate every N steps (on test/)")] = 500,
     val_images: Annotated[int, typer.Option(help="validation images (first N of test/)")] = 16,
     ckpt_every: Annotated[int, typer.Option(help="save last.pt every N steps")] = 500,
@@ -48,7 +49,7 @@ def train(
     """Train; prints validation PSNR as it goes and where the checkpoints are."""
     config = TrainConfig(
         data=str(data), out=str(out), levels=levels, layout=layout, blur_kind=blur_kind, batch=batch, crop=crop,
-        lr=lr, steps=steps, schedule=schedule, warmup_steps=warmup_steps, val_every=val_every,
+        lr=lr, steps=steps, schedule=schedule, warmup_steps=warmup_steps, clip_grad=clip_grad, val_every=val_every,
         val_images=val_images, ckpt_every=ckpt_every, log_every=log_every, seed=seed, device=device, amp=amp,
         channels_last=channels_last, workers=workers, max_minutes=max_minutes,
         resume=str(resume) if resume else None, init=str(init) if init else None, progress=progress,
