@@ -311,12 +311,14 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         autocast = (torch.autocast("cuda", dtype=self.autocast_dtype) if self.autocast_dtype is not None
                     else contextlib.nullcontext())
-        with autocast:
-            output = self.train_model(blurred)
-        loss = nn.functional.mse_loss(output.float(), sharp)
-        if not torch.isfinite(loss):
-            raise DMPHNError(f"loss became {loss.item()} at step {self.step}; lower --lr or use --amp bf16/off")
-        self.scaler.scale(loss).backward()
+        # enable_grad: a caller may have switched grad mode off globally (notebooks, test suites)
+        with torch.enable_grad():
+            with autocast:
+                output = self.train_model(blurred)
+            loss = nn.functional.mse_loss(output.float(), sharp)
+            if not torch.isfinite(loss):
+                raise DMPHNError(f"loss became {loss.item()} at step {self.step}; lower --lr or use --amp bf16/off")
+            self.scaler.scale(loss).backward()
         if self.config.clip_grad is not None:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)

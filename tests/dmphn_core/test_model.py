@@ -9,7 +9,17 @@ from dmphn_core.model import DMPHN, DMPHNConfig, Decoder, Encoder, dmphn, dmphn_
 from dmphn_core.reference import PerPatchDMPHN
 from tests.conftest import random_model
 
-torch.set_grad_enabled(False)
+
+
+@pytest.fixture(autouse=True)
+def _forward_only():
+    """These tests compare forwards; tests that need gradients enable them locally.
+
+    A fixture, not a module-level ``set_grad_enabled(False)``, which would leak into every
+    test collected after this module (training tests then fail to backpropagate).
+    """
+    with torch.no_grad():
+        yield
 
 
 def _reference(model: DMPHN) -> PerPatchDMPHN:

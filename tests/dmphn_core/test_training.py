@@ -122,6 +122,9 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tiny_data, tmp_path):
         [sys.executable, "-m", "dmphn_core.cli.train", str(tiny_data), "-o", str(tmp_path), "--levels", "1", "--batch", "2",
          "--crop", "32", "--steps", "100000", "--log-every", "1", "--workers", "0", "--device", "cpu", "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell's background jobs (CI runners, nohup) ignore SIGINT, and Python keeps it ignored;
+        # a user's terminal delivers it, so give the child the default disposition
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     watchdog = threading.Timer(180, process.kill)  # never hang the suite if no step line comes
     watchdog.start()
@@ -145,3 +148,9 @@ def test_cli_bad_data_is_one_line_error(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: no 'train' split") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_training_works_when_grad_mode_is_off_globally(tiny_data, tmp_path):
+    with torch.no_grad():
+        result = Trainer(_config(tiny_data, tmp_path, steps=1), log=lambda m: None).run()
+    assert result.step == 1
