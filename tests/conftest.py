@@ -39,6 +39,22 @@ def make_checkpoint(tmp_path: Path) -> Callable[..., Path]:
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
 
 
+def _tensorrt_missing() -> str | None:
+    """Why TensorRT engines cannot be built here (None where they can)."""
+    from dmphn_core.errors import RuntimeUnavailable
+    from export.to_tensorrt import check_tensorrt_available
+
+    try:
+        check_tensorrt_available()
+    except RuntimeUnavailable as exc:
+        return str(exc)
+    return None
+
+
+TRT_REASON = _tensorrt_missing()
+requires_tensorrt = pytest.mark.skipif(TRT_REASON is not None, reason=f"needs tensorrt + CUDA: {TRT_REASON}")
+
+
 @pytest.fixture(scope="session")
 def aoti_package(tmp_path_factory) -> tuple[Path, DMPHN]:
     """A CPU fp32 .pt2 of DMPHN-1-2-4-8 at 32x64 with a dynamic batch, and its source model.

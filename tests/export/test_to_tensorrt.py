@@ -24,21 +24,10 @@ from export.to_tensorrt import (
 )
 from export.verify import reference_output, verification_inputs
 from runtimes.compare import psnr_db
-from tests.conftest import TINY_HW, random_model
+from tests.conftest import TINY_HW, TRT_REASON, random_model, requires_tensorrt
 
 H, W = TINY_HW
 
-
-def _tensorrt_reason() -> str | None:
-    try:
-        check_tensorrt_available()
-    except RuntimeUnavailable as exc:
-        return str(exc)
-    return None
-
-
-TRT_REASON = _tensorrt_reason()
-requires_tensorrt = pytest.mark.skipif(TRT_REASON is not None, reason=f"engine builds need tensorrt + CUDA: {TRT_REASON}")
 
 
 def _overflowing_model():

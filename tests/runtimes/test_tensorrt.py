@@ -12,23 +12,10 @@ from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from export.verify import reference_output, verification_inputs
 from runtimes import runner_class
 from runtimes.tensorrt import TensorRTRunner
-from tests.conftest import TINY_HW, random_model
+from tests.conftest import TINY_HW, TRT_REASON, random_model, requires_tensorrt
 
 H, W = TINY_HW
 
-
-def _tensorrt_reason() -> str | None:
-    from export.to_tensorrt import check_tensorrt_available
-
-    try:
-        check_tensorrt_available()
-    except RuntimeUnavailable as exc:
-        return str(exc)
-    return None
-
-
-TRT_REASON = _tensorrt_reason()
-requires_tensorrt = pytest.mark.skipif(TRT_REASON is not None, reason=f"needs tensorrt + CUDA: {TRT_REASON}")
 
 
 def test_registry_key():
