@@ -18,6 +18,8 @@ import typer
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.machine import machine_info
+from benchmarks.prepare import parse_shape
+from dmphn_core.cli.common import new_app, user_errors
 from dmphn_core.fileio import write_text_atomic
 from dmphn_core.model import DMPHN, dmphn
 from dmphn_core.reference import PerPatchDMPHN
@@ -102,17 +104,19 @@ def profile_forms(height: int, width: int, passes: int = 1, seed: int = 0) -> di
     return {"static-shape": _conv_rows(static, x, passes), "per-patch": _conv_rows(per_patch, x, passes)}
 
 
+app = new_app("Profile the convolutions of the static-shape and per-patch forms, side by side.")
+
+
+@app.command()
+@user_errors
 def main(
     shape: Annotated[str, typer.Option(help="HxW of the input")] = "256x512",
     threads: Annotated[int, typer.Option(help="torch CPU threads")] = 2,
     passes: Annotated[int, typer.Option(min=1, help="forward passes profiled per form")] = 3,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write the markdown here")] = None,
 ) -> None:
-    try:
-        height, width = (int(v) for v in shape.lower().split("x"))
-        dmphn(4).geometry.check_size(height, width)
-    except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--shape") from None
+    height, width = parse_shape(shape)
+    dmphn(4).geometry.check_size(height, width)
     torch.set_num_threads(threads)
     text = to_markdown(profile_forms(height, width, passes), (height, width), passes, machine_info("cpu"))
     if out:
@@ -121,4 +125,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    app()
