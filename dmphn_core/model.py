@@ -159,6 +159,71 @@ def _init_conv(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def init_identity(model: DMPHN) -> DMPHN:
+    """Re-initialise ``model`` in place so that it starts as the identity: output == input.
+
+    The design has no global skip, so from a random start the network must first learn to
+    reproduce the image through its 1/4-resolution bottleneck before deblurring can pay;
+    on little data and compute that costs more PSNR than the deblurring gains. Here level
+    1 starts as an exact pass-through: the first conv copies RGB into 3 of its 32 channels,
+    each stride-2 conv packs 2x2 pixel blocks of those channels into 4x the channels
+    (3 -> 12 -> 48 of 128), the transposed convs unpack them, the last conv copies them out.
+    The remaining channels keep their random weights, and every residual block's second conv
+    starts at zero (as torchvision's ``zero_init_residual``), so the blocks start as skips.
+    Coarser levels start silent (zero features and residuals) but train normally. The
+    layers themselves are unchanged: this only picks the starting point.
+    """
+    for module in model.modules():
+        if isinstance(module, ResBlock):
+            _zero(module.body[2])
+    for level, (encoder, decoder) in enumerate(zip(model.encoders, model.decoders), start=1):
+        enc, dec = encoder.layers, decoder.layers
+        if level > 1:
+            _zero(enc[6])  # the level's features
+            _zero(dec[8])  # the level's residual
+            continue
+        with torch.no_grad():
+            _copy_channels(enc[0], IMAGE_CHANNELS)
+            _pack_2x2(enc[3], IMAGE_CHANNELS)
+            _pack_2x2(enc[6], 4 * IMAGE_CHANNELS)
+            _pack_2x2(dec[2], 4 * IMAGE_CHANNELS)
+            _pack_2x2(dec[5], IMAGE_CHANNELS)
+            _copy_channels(dec[8], IMAGE_CHANNELS)
+    return model
+
+
+def _zero(conv: nn.Module) -> None:
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+
+
+def _copy_channels(conv: nn.Conv2d, channels: int) -> None:
+    """Output channel c (< channels) = input channel c, through the 3x3 kernel's centre."""
+    conv.weight[:channels].zero_()
+    conv.bias[:channels].zero_()
+    for c in range(channels):
+        conv.weight[c, c, 1, 1] = 1.0
+
+
+def _pack_2x2(conv: nn.Conv2d | nn.ConvTranspose2d, channels: int) -> None:
+    """Stride-2 Conv2d (k3, p1): channel ``4c+2a+b`` at (i, j) = channel c at (2i+a, 2j+b).
+
+    A stride-2 ConvTranspose2d (k4, p1), whose weight is laid out (in, out, kh, kw), does the
+    inverse with the same entries. Either way that pixel sits at kernel tap (a+1, b+1); all
+    other weights into the copied outputs are zero.
+    """
+    weight, copied = conv.weight, channels if isinstance(conv, nn.ConvTranspose2d) else 4 * channels
+    if isinstance(conv, nn.ConvTranspose2d):
+        weight[:, :copied].zero_()
+    else:
+        weight[:copied].zero_()
+    conv.bias[:copied].zero_()
+    for c in range(channels):
+        for a in (0, 1):
+            for b in (0, 1):
+                weight[4 * c + 2 * a + b, c, a + 1, b + 1] = 1.0
+
+
 def dmphn(levels: int | str = 4, layout: str = "design") -> DMPHN:
     """A freshly initialised DMPHN with ``levels`` (count or paper name such as ``"1-2-4-8"``)."""
     return DMPHN(DMPHNConfig(levels=levels, layout=layout))

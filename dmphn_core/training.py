@@ -18,7 +18,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,13 +29,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data.gopro import DatasetError, PairDataset, StepBatchSampler, find_pairs
+from .data.gopro import PairDataset, StepBatchSampler, find_pairs
 from .errors import DMPHNError
 from .geometry import crop_to, pad_to_block
 from .metrics import batch_psnr
-from .model import DMPHN, DMPHNConfig
+from .model import DMPHN, DMPHNConfig, init_identity
 
 SCHEDULES = ("cosine", "step", "constant")
+STARTS = ("authors", "identity")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
@@ -62,6 +63,8 @@ class TrainConfig:
     clip_grad: float | None = None
     val_every: int = 500
     val_images: int = 16
+    #: Split that picks best.pt: "auto" is val/ when the data has one, else test/ (GoPro has none).
+    val_split: str = "auto"
     ckpt_every: int = 500
     log_every: int = 10
     seed: int = 0
@@ -73,6 +76,9 @@ class TrainConfig:
     resume: str | None = None
     #: Start from these weights (a new run: step 0, fresh optimizer).
     init: str | None = None
+    #: Starting point without --init: "authors" (random, the paper's) or "identity"
+    #: (:func:`dmphn_core.model.init_identity`: the network starts as a pass-through).
+    start: str = "authors"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -87,11 +93,13 @@ class TrainConfig:
             raise DMPHNError(f"lr must be positive, got {self.lr}")
         if self.resume and self.init:
             raise DMPHNError("give either --resume (continue a run) or --init (new run from weights), not both")
+        if self.start not in STARTS:
+            raise DMPHNError(f"unknown start {self.start!r}; use one of {', '.join(STARTS)}")
         DMPHNConfig(self.levels, self.layout).geometry.check_size(self.crop, self.crop)
 
     # Settings that must not change under --resume, or the run would not be the same run.
     RUN_IDENTITY = ("data", "levels", "layout", "blur_kind", "batch", "crop", "lr", "steps", "schedule",
-                    "min_lr_ratio", "warmup_steps", "clip_grad", "seed")
+                    "min_lr_ratio", "warmup_steps", "clip_grad", "seed", "start")
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -171,10 +179,12 @@ class Trainer:
         self.log = log if self.dist.is_main else (lambda message: None)
         self.autocast_dtype = _autocast_dtype(config.amp, self.device)
         self.train_pairs = find_pairs(config.data, "train", config.blur_kind)
-        try:
-            self.val_pairs = find_pairs(config.data, "test", config.blur_kind)[: config.val_images]
-        except DatasetError:
-            self.val_pairs = []
+        self.val_split = config.val_split
+        if self.val_split == "auto":
+            self.val_split = "val" if (Path(config.data) / "val").is_dir() else "test"
+        self.val_pairs = []
+        if config.val_split != "auto" or (Path(config.data) / self.val_split).is_dir():
+            self.val_pairs = find_pairs(config.data, self.val_split, config.blur_kind)[: config.val_images]
         self.step = 0
         self.elapsed_before = 0.0
         self.best_val_psnr = -math.inf
@@ -204,6 +214,8 @@ class Trainer:
             model = checkpoint.build_model()
         else:
             model = DMPHN(DMPHNConfig(self.config.levels, self.config.layout))
+            if self.config.start == "identity":
+                init_identity(model)
         model = model.to(self.device).train()
         if self.device.type == "cuda" and self.config.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -216,8 +228,11 @@ class Trainer:
             raise DMPHNError(f"{path} has no training state to resume from (a shipped or final-only checkpoint); "
                              f"use --init to start a new run from its weights")
         saved = state["train_config"]
-        changed = [f"{k}: {saved.get(k)!r} -> {getattr(self.config, k)!r}" for k in TrainConfig.RUN_IDENTITY
-                   if saved.get(k) != getattr(self.config, k)]
+        # A setting newer than the checkpoint took its default in that run.
+        defaults = {f.name: f.default for f in fields(TrainConfig)}
+        saved = {k: saved.get(k, defaults[k]) for k in TrainConfig.RUN_IDENTITY}
+        changed = [f"{k}: {saved[k]!r} -> {getattr(self.config, k)!r}" for k in TrainConfig.RUN_IDENTITY
+                   if saved[k] != getattr(self.config, k)]
         if changed:
             raise DMPHNError(f"--resume with different settings would not continue the same run ({'; '.join(changed)})")
         self.optimizer.load_state_dict(state["optimizer"])
@@ -249,7 +264,9 @@ class Trainer:
         deadline = begin + config.max_minutes * 60 if config.max_minutes else math.inf
         self.log(f"training {self.model.config.name} on {len(self.train_pairs)} pairs ({config.data}), "
                  f"{self.dist.world} process(es) on {self.device}, steps {self.step}->{config.steps}, "
-                 f"batch {config.batch}, crop {config.crop}, lr {config.lr} ({config.schedule})")
+                 f"batch {config.batch}, crop {config.crop}, lr {config.lr} ({config.schedule}), start {config.start}")
+        self.log(f"validation: {len(self.val_pairs)} pairs of {self.val_split}/ pick best.pt" if self.val_pairs
+                 else "validation: none (no val/ or test/ split); best.pt is not written")
         window_start, window_images = time.perf_counter(), 0
         batches = iter(self._loader()) if self.step < config.steps else iter(())
         progress = _Bar(_bar_mode(config.progress, self.dist.is_main), config.steps, self.step)
@@ -328,7 +345,7 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float] | None:
-        """Mean PSNR of the model output and of the blurred input vs sharp, on the test split."""
+        """Mean PSNR of the model output and of the blurred input vs sharp, on the validation split."""
         if not self.val_pairs:
             return None
         self.model.eval()
@@ -342,8 +359,8 @@ class Trainer:
             input_psnr.append(batch_psnr(blurred, sharp).item())
         self.model.train()
         mean_model, mean_input = sum(model_psnr) / len(model_psnr), sum(input_psnr) / len(input_psnr)
-        return {"step": self.step, "images": len(model_psnr), "psnr_db": mean_model, "blurred_psnr_db": mean_input,
-                "gain_db": mean_model - mean_input}
+        return {"step": self.step, "split": self.val_split, "images": len(model_psnr), "psnr_db": mean_model,
+                "blurred_psnr_db": mean_input, "gain_db": mean_model - mean_input}
 
     def _validate_and_keep_best(self, begin: float) -> None:
         if not self.dist.is_main:
@@ -354,7 +371,7 @@ class Trainer:
         self.validations.append(result)
         self._append_log({"validation": result})
         self.log(f"step {self.step}: validation PSNR {result['psnr_db']:.2f} dB vs blurred "
-                 f"{result['blurred_psnr_db']:.2f} dB (gain {result['gain_db']:+.2f} dB, {result['images']} images)")
+                 f"{result['blurred_psnr_db']:.2f} dB (gain {result['gain_db']:+.2f} dB, {result['images']} {self.val_split} images)")
         if result["psnr_db"] > self.best_val_psnr:
             self.best_val_psnr = result["psnr_db"]
             self._save(self.out / "best.pt", begin)

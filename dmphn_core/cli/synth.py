@@ -1,7 +1,8 @@
 """dmphn-synth: write blurred/sharp camera-shake pairs in the GoPro layout, offline.
 
-Default source: scikit-image's bundled photos (training photos -> train/, held-out photos ->
-test/). With --source FOLDER, that folder's images feed the one --split given.
+Default source: scikit-image's bundled photos (training photos -> train/ and, with other views
+and camera paths, val/; held-out photos -> test/). With --source FOLDER, that folder's images
+feed the --split given.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from typing import Annotated
 
 import typer
 
-from ..data.camera_shake import ShakeSettings, bundled_sources, folder_sources, settings_record, synthesize, write_provenance
+from ..data.camera_shake import SPLITS, ShakeSettings, bundled_sources, folder_sources, settings_record, synthesize, write_provenance
 from ..errors import DMPHNError
 from .common import new_app, user_errors
+
+#: train and test keep the offsets they had before val existed, so their pairs stay the same.
+SPLIT_SEED_OFFSETS = {"train": 0, "test": 1, "val": 2}
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-synth: "))
 
@@ -34,8 +38,9 @@ def _size(text: str) -> tuple[int, int]:
 def synth(
     out: Annotated[Path, typer.Argument(help="dataset root to write (GoPro layout)")],
     source: Annotated[Path | None, typer.Option(help="folder of sharp photos (default: bundled photos)")] = None,
-    split: Annotated[list[str] | None, typer.Option(help="split(s) to write; default train and test")] = None,
+    split: Annotated[list[str] | None, typer.Option(help="split(s) to write: train, val, test; default all three")] = None,
     pairs_per_photo: Annotated[int, typer.Option(help="pairs cut from each photo (train split)")] = 20,
+    val_pairs_per_photo: Annotated[int, typer.Option(help="pairs per photo in the val split")] = 1,
     test_pairs_per_photo: Annotated[int, typer.Option(help="pairs per photo in the test split")] = 3,
     size: Annotated[str, typer.Option(help="pair size HxW")] = "256x256",
     subframes: Annotated[int, typer.Option(help="sub-frames averaged per blurred image (odd)")] = 11,
@@ -47,14 +52,18 @@ def synth(
     """Generate the pairs and a synth.json recording how they were made."""
     settings = ShakeSettings(subframes=subframes, max_shift=max_shift, max_rotation_deg=max_rotation, noise_sigma=noise)
     height, width = _size(size)
-    splits = split or ["train", "test"]
+    splits = split or list(SPLITS)
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown:
+        raise DMPHNError(f"unknown split {unknown[0]!r}; use one of {', '.join(SPLITS)}")
+    counts = {"train": pairs_per_photo, "val": val_pairs_per_photo, "test": test_pairs_per_photo}
     out.mkdir(parents=True, exist_ok=True)
     for name in splits:
         sources = folder_sources(source) if source else bundled_sources(name)
-        count = pairs_per_photo if name == "train" else test_pairs_per_photo
         begin = time.perf_counter()
-        written = synthesize(sources, out, name, pairs_per_photo=count, size=(height, width), settings=settings,
-                             seed=seed + (0 if name == "train" else 1))
+        # Each split its own seed, so val never repeats a training view of the same photo.
+        written = synthesize(sources, out, name, pairs_per_photo=counts[name], size=(height, width), settings=settings,
+                             seed=seed + SPLIT_SEED_OFFSETS[name])
         write_provenance(out, {name: settings_record(settings, pairs=written, size=[height, width], seed=seed,
                                                      sources=[p.name for p in sources])})
         print(f"{name}: {written} pairs from {len(sources)} photos in {time.perf_counter() - begin:.1f}s -> {out / name}")

@@ -148,9 +148,16 @@ def synthesize(
     return written
 
 
+#: Splits the generator writes. ``val`` cuts fresh views and camera paths from the training
+#: photos (for choosing checkpoints); ``test`` uses photos that no other split sees.
+SPLITS = ("train", "val", "test")
+
+
 def bundled_sources(split: str) -> list[Path]:
-    """scikit-image's bundled photos: the training ones for ``train``, held-out ones otherwise."""
-    return [photo_path(name) for name in (TRAIN_PHOTOS if split == "train" else HELD_OUT_PHOTOS)]
+    """scikit-image's bundled photos for ``split``: training photos for train and val, held-out for test."""
+    if split not in SPLITS:
+        raise DMPHNError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    return [photo_path(name) for name in (HELD_OUT_PHOTOS if split == "test" else TRAIN_PHOTOS)]
 
 
 def folder_sources(folder: str | os.PathLike) -> list[Path]:

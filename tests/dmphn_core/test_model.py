@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from dmphn_core.geometry import Geometry
-from dmphn_core.model import DMPHN, DMPHNConfig, Decoder, Encoder, dmphn, dmphn_1_2_4_8
+from dmphn_core.model import DMPHN, DMPHNConfig, Decoder, Encoder, dmphn, dmphn_1_2_4_8, init_identity
 from dmphn_core.reference import PerPatchDMPHN
 from tests.conftest import random_model
 
@@ -156,6 +156,25 @@ def test_gradient_reaches_every_level(levels):
         nn.functional.mse_loss(model(x), target).backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("layout", ["design", "authors"])
+@pytest.mark.parametrize("levels", [1, 2, 3, 4])
+def test_identity_start_passes_the_image_through_and_can_learn(levels, layout):
+    model = init_identity(DMPHN(DMPHNConfig(levels, layout))).train()
+    x = torch.rand(2, 3, 32, 64)
+    torch.testing.assert_close(model(x), x, rtol=0, atol=1e-6)
+    assert model.encoders[0].layers[0].weight[3:].std() > 0  # channels off the copy path stay random
+    # Zeroed layers pass gradient on once they have moved: within a few steps every weight learns.
+    target = torch.rand_like(x)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with torch.enable_grad():
+        for _ in range(5):
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(x), target).backward()
+            optimizer.step()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad.abs().sum() > 0, name
 
 
 def test_config_round_trip_and_names():

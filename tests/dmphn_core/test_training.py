@@ -85,6 +85,40 @@ def test_validation_reports_gain_over_blurred_input(tiny_data, tmp_path):
     assert load_checkpoint(result.last_checkpoint).training["validation"]["step"] == 2
 
 
+def test_validation_uses_val_split_when_the_data_has_one(tiny_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    synthesize(bundled_sources("val")[:1], data, "val", pairs_per_photo=3, size=(48, 48), seed=2)
+    auto = Trainer(_config(data, tmp_path / "auto", steps=1, val_every=1), log=lambda m: None).run()
+    assert auto.validations[-1]["split"] == "val" and auto.validations[-1]["images"] == 3
+    forced = Trainer(_config(data, tmp_path / "forced", steps=1, val_every=1, val_split="test"), log=lambda m: None).run()
+    assert forced.validations[-1]["split"] == "test" and forced.validations[-1]["images"] == 2
+    # GoPro has no val/: auto falls back to test/, but asking for val/ explicitly is an error
+    assert Trainer(_config(tiny_data, tmp_path / "gopro"), log=lambda m: None).val_split == "test"
+    with pytest.raises(DMPHNError, match="val"):
+        Trainer(_config(tiny_data, tmp_path / "missing", val_split="val"), log=lambda m: None)
+
+
+def test_identity_start_begins_as_a_pass_through_and_then_learns(tiny_data, tmp_path):
+    trainer = Trainer(_config(tiny_data, tmp_path, start="identity", steps=3, val_every=3), log=lambda m: None)
+    blurred, _ = PairDataset(find_pairs(tiny_data, "test"), crop=None)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(trainer.model.eval()(blurred[None]), blurred[None], rtol=0, atol=1e-6)
+    assert trainer.run().validations[-1]["gain_db"] != 0.0  # training moved it off the identity
+    with pytest.raises(DMPHNError, match="unknown start"):
+        _config(tiny_data, tmp_path, start="zeros")
+
+
+def test_resume_accepts_a_checkpoint_older_than_a_setting(tiny_data, tmp_path):
+    first = Trainer(_config(tiny_data, tmp_path / "a"), log=lambda m: None).run(stop_at_step=1)
+    payload = torch.load(first.last_checkpoint, weights_only=True)
+    del payload["resume"]["train_config"]["start"]  # written before --start existed: it ran the default
+    torch.save(payload, first.last_checkpoint)
+    assert Trainer(_config(tiny_data, tmp_path / "a", resume=str(first.last_checkpoint)), log=lambda m: None).step == 1
+    with pytest.raises(DMPHNError, match="start: 'authors' -> 'identity'"):
+        Trainer(_config(tiny_data, tmp_path / "a", start="identity", resume=str(first.last_checkpoint)), log=lambda m: None)
+
+
 def test_lr_schedules():
     config = _config("x", "y", steps=100, lr=1.0, warmup_steps=10)
     assert lr_at(0, config) == pytest.approx(0.1)

@@ -61,8 +61,11 @@ def test_synthesize_writes_a_gopro_layout_the_loader_reads(tmp_path):
     np.testing.assert_array_equal(read_image(pairs[0].blurred), read_image(find_pairs(again, "test")[0].blurred))
 
 
-def test_held_out_photos_never_train():
+def test_held_out_photos_never_train_or_validate():
     assert not {p.name for p in bundled_sources("train")} & {p.name for p in bundled_sources("test")}
+    assert bundled_sources("val") == bundled_sources("train")
+    with pytest.raises(DMPHNError, match="unknown split"):
+        bundled_sources("holdout")
 
 
 def test_bad_settings():

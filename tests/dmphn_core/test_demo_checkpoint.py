@@ -1,0 +1,45 @@
+"""The shipped demo checkpoint keeps what README claims for it."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
+from dmphn_core.cli.synth import app as synth_app
+from dmphn_core.data.gopro import find_pairs
+from dmphn_core.evaluate import evaluate_pairs
+from dmphn_core.inference import resolve_runner
+
+HELD_OUT_REPORT = Path(__file__).parents[2] / "benchmarks" / "results" / "demo-checkpoint" / "eval_heldout.json"
+
+
+def test_demo_checkpoint_is_small_safe_and_records_its_training():
+    assert DEMO_CHECKPOINT.stat().st_size <= 30 * 2**20
+    checkpoint = load_checkpoint(DEMO_CHECKPOINT)  # weights_only: a shipped file cannot run code
+    assert checkpoint.resume is None  # no optimizer state in the shipped file
+    training = checkpoint.training
+    assert training["settings"]["start"] == "identity" and training["validation"]["split"] == "val"
+    assert training["step"] > 0 and training["seconds"] > 0 and training["command"]
+    assert all(torch.isfinite(tensor).all() for tensor in checkpoint.state_dict.values())
+
+
+@pytest.fixture(scope="module")
+def held_out_pairs(tmp_path_factory):
+    """The test split of README's demo data, regenerated (same command, same seed: same pairs)."""
+    root = tmp_path_factory.mktemp("demo_data")
+    result = CliRunner().invoke(synth_app, [str(root), "--split", "test", "--test-pairs-per-photo", "3",
+                                            "--size", "256x256", "--max-shift", "24"])
+    assert result.exit_code == 0, result.output
+    return find_pairs(root, "test")
+
+
+def test_committed_held_out_report_matches_the_shipped_checkpoint(held_out_pairs):
+    """README quotes eval_heldout.json: it must still be what the shipped file scores."""
+    report = json.loads(HELD_OUT_REPORT.read_text())
+    result = evaluate_pairs(resolve_runner(None, device="cpu"), held_out_pairs)
+    assert result["summary"]["images"] == report["summary"]["images"] == 12
+    for key in ("psnr_blurred", "psnr_deblurred", "gain_db", "ssim_deblurred"):
+        assert result["summary"][key] == pytest.approx(report["summary"][key], abs=1e-3), key
