@@ -371,7 +371,8 @@ class Trainer:
         self.validations.append(result)
         self._append_log({"validation": result})
         self.log(f"step {self.step}: validation PSNR {result['psnr_db']:.2f} dB vs blurred "
-                 f"{result['blurred_psnr_db']:.2f} dB (gain {result['gain_db']:+.2f} dB, {result['images']} {self.val_split} images)")
+                 f"{result['blurred_psnr_db']:.2f} dB (gain {result['gain_db']:+.2f} dB, "
+                 f"{result['images']} {self.val_split} images)")
         if result["psnr_db"] > self.best_val_psnr:
             self.best_val_psnr = result["psnr_db"]
             self._save(self.out / "best.pt", begin)

@@ -13,12 +13,12 @@ from typing import Annotated
 
 import typer
 
-from ..data.camera_shake import SPLITS, ShakeSettings, bundled_sources, folder_sources, settings_record, synthesize, write_provenance
+from ..data.camera_shake import (
+    SPLIT_SEED_OFFSETS, SPLITS, ShakeSettings, bundled_sources, folder_sources, settings_record, synthesize,
+    write_provenance,
+)
 from ..errors import DMPHNError
 from .common import new_app, user_errors
-
-#: train and test keep the offsets they had before val existed, so their pairs stay the same.
-SPLIT_SEED_OFFSETS = {"train": 0, "test": 1, "val": 2}
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-synth: "))
 

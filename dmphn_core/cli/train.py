@@ -52,8 +52,8 @@ def train(
     config = TrainConfig(
         data=str(data), out=str(out), levels=levels, layout=layout, blur_kind=blur_kind, batch=batch, crop=crop,
         lr=lr, steps=steps, schedule=schedule, warmup_steps=warmup_steps, clip_grad=clip_grad, val_every=val_every,
-        val_images=val_images, val_split=val_split, ckpt_every=ckpt_every, log_every=log_every, seed=seed, device=device, amp=amp,
-        channels_last=channels_last, workers=workers, max_minutes=max_minutes,
+        val_images=val_images, val_split=val_split, ckpt_every=ckpt_every, log_every=log_every, seed=seed,
+        device=device, amp=amp, channels_last=channels_last, workers=workers, max_minutes=max_minutes,
         resume=str(resume) if resume else None, init=str(init) if init else None, start=start, progress=progress,
     )
     trainer = Trainer(config)
