@@ -136,6 +136,13 @@ class _Distributed:
         return self.rank == 0
 
 
+def _validation_split(data: Path, requested: str) -> str | None:
+    """The split that picks best.pt; "auto": val/, else test/ (GoPro has no val), else None."""
+    if requested != "auto":
+        return requested
+    return next((split for split in ("val", "test") if (data / split).is_dir()), None)
+
+
 def _setup_distributed(device_kind: str) -> _Distributed:
     """Join the torchrun process group when launched by torchrun; otherwise one process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -179,12 +186,9 @@ class Trainer:
         self.log = log if self.dist.is_main else (lambda message: None)
         self.autocast_dtype = _autocast_dtype(config.amp, self.device)
         self.train_pairs = find_pairs(config.data, "train", config.blur_kind)
-        self.val_split = config.val_split
-        if self.val_split == "auto":
-            self.val_split = "val" if (Path(config.data) / "val").is_dir() else "test"
-        self.val_pairs = []
-        if config.val_split != "auto" or (Path(config.data) / self.val_split).is_dir():
-            self.val_pairs = find_pairs(config.data, self.val_split, config.blur_kind)[: config.val_images]
+        self.val_split = _validation_split(Path(config.data), config.val_split)
+        self.val_pairs = (find_pairs(config.data, self.val_split, config.blur_kind)[: config.val_images]
+                          if self.val_split else [])
         self.step = 0
         self.elapsed_before = 0.0
         self.best_val_psnr = -math.inf

@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 
 from ..data.camera_shake import (
-    SPLIT_SEED_OFFSETS, SPLITS, ShakeSettings, bundled_sources, folder_sources, settings_record, synthesize,
-    write_provenance,
+    SPLIT_SEED_OFFSETS, SPLITS, ShakeSettings, bundled_sources, check_split, folder_sources, settings_record,
+    synthesize, write_provenance,
 )
 from ..errors import DMPHNError
 from .common import new_app, user_errors
@@ -53,9 +53,8 @@ def synth(
     settings = ShakeSettings(subframes=subframes, max_shift=max_shift, max_rotation_deg=max_rotation, noise_sigma=noise)
     height, width = _size(size)
     splits = split or list(SPLITS)
-    unknown = sorted(set(splits) - set(SPLITS))
-    if unknown:
-        raise DMPHNError(f"unknown split {unknown[0]!r}; use one of {', '.join(SPLITS)}")
+    for name in splits:  # all checked before any is written
+        check_split(name)
     counts = {"train": pairs_per_photo, "val": val_pairs_per_photo, "test": test_pairs_per_photo}
     out.mkdir(parents=True, exist_ok=True)
     for name in splits:

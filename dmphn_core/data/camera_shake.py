@@ -156,10 +156,14 @@ SPLIT_SEED_OFFSETS = {"train": 0, "val": 2, "test": 1}
 SPLITS = tuple(SPLIT_SEED_OFFSETS)
 
 
-def bundled_sources(split: str) -> list[Path]:
-    """scikit-image's bundled photos for ``split``: training photos for train and val, held-out for test."""
+def check_split(split: str) -> None:
     if split not in SPLITS:
         raise DMPHNError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+
+
+def bundled_sources(split: str) -> list[Path]:
+    """scikit-image's bundled photos for ``split``: training photos for train and val, held-out for test."""
+    check_split(split)
     return [photo_path(name) for name in (HELD_OUT_PHOTOS if split == "test" else TRAIN_PHOTOS)]
 
 
