@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 
 from ..data.camera_shake import (
-    SPLIT_SEED_OFFSETS, SPLITS, ShakeSettings, bundled_sources, check_split, folder_sources, settings_record,
-    synthesize, write_provenance,
+    SPLIT_SEED_OFFSETS, SPLITS, ShakeSettings, bundled_sources, check_min_contrast, check_split, folder_sources,
+    settings_record, synthesize, write_provenance,
 )
 from ..errors import DMPHNError
 from .common import new_app, user_errors
@@ -47,6 +47,8 @@ def synth(
     max_shift: Annotated[float, typer.Option(help="longest camera path in pixels")] = 12.0,
     max_rotation: Annotated[float, typer.Option(help="largest rotation over the exposure, degrees")] = 1.0,
     noise: Annotated[float, typer.Option(help="Gaussian noise sigma in linear light")] = 0.0,
+    min_contrast: Annotated[float, typer.Option(
+        help="flatten each train/val view's contrast by a log-uniform factor in [this, 1] (1 = off); test never")] = 1.0,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Generate the pairs and a synth.json recording how they were made."""
@@ -55,16 +57,18 @@ def synth(
     splits = split or list(SPLITS)
     for name in splits:  # all checked before any is written
         check_split(name)
+    check_min_contrast(min_contrast)
     counts = {"train": pairs_per_photo, "val": val_pairs_per_photo, "test": test_pairs_per_photo}
     out.mkdir(parents=True, exist_ok=True)
     for name in splits:
         sources = folder_sources(source) if source else bundled_sources(name)
         begin = time.perf_counter()
         # Each split its own seed, so val never repeats a training view of the same photo.
+        contrast = 1.0 if name == "test" else min_contrast
         written = synthesize(sources, out, name, pairs_per_photo=counts[name], size=(height, width), settings=settings,
-                             seed=seed + SPLIT_SEED_OFFSETS[name])
+                             seed=seed + SPLIT_SEED_OFFSETS[name], min_contrast=contrast)
         write_provenance(out, {name: settings_record(settings, pairs=written, size=[height, width], seed=seed,
-                                                     sources=[p.name for p in sources])})
+                                                     min_contrast=contrast, sources=[p.name for p in sources])})
         print(f"{name}: {written} pairs from {len(sources)} photos in {time.perf_counter() - begin:.1f}s -> {out / name}")
 
 

@@ -114,6 +114,27 @@ def _random_view(photo: np.ndarray, height: int, width: int, margin: int, rng: n
     return np.ascontiguousarray(np.clip(view, 0.0, 1.0))
 
 
+def reduce_contrast(view: np.ndarray, factor: float) -> np.ndarray:
+    """Pull an sRGB (H, W, 3) view towards its mean grey by ``factor`` in (0, 1]; stays in [0, 1].
+
+    Most bundled training photos are high-contrast (text, coins, brick); scaling some views
+    down shows the model flat, low-contrast content too, where linear-light blur brightens
+    little and there is little to sharpen.
+    """
+    mean = float(view.mean())
+    return (mean + factor * (view - mean)).astype(np.float32)
+
+
+def check_min_contrast(min_contrast: float) -> None:
+    if not 0.0 < min_contrast <= 1.0:
+        raise DMPHNError(f"min contrast must be in (0, 1], got {min_contrast}")
+
+
+def _contrast_factor(min_contrast: float, rng: np.random.Generator) -> float:
+    """Log-uniform in [min_contrast, 1], so every octave of contrast is drawn as often."""
+    return float(np.exp(rng.uniform(np.log(min_contrast), 0.0)))
+
+
 def synthesize(
     sources: list[Path],
     out_root: str | os.PathLike,
@@ -123,14 +144,18 @@ def synthesize(
     size: tuple[int, int] = (256, 256),
     settings: ShakeSettings = ShakeSettings(),
     seed: int = 0,
+    min_contrast: float = 1.0,
 ) -> int:
     """Write ``pairs_per_photo`` pairs of ``size`` for each source photo; returns the count.
 
     Each photo becomes one "sequence" folder. A margin around every crop keeps the warp's
-    border fill out of the written images.
+    border fill out of the written images. With ``min_contrast`` < 1 each view's contrast is
+    scaled by a factor drawn log-uniformly from [min_contrast, 1] before it is shaken; views
+    and camera paths stay those of ``min_contrast=1``.
     """
     if not sources:
         raise DMPHNError("no source photos")
+    check_min_contrast(min_contrast)
     height, width = size
     margin = int(np.ceil(settings.max_shift + np.deg2rad(settings.max_rotation_deg) * max(height, width))) + 2
     written = 0
@@ -140,6 +165,9 @@ def synthesize(
         for k in range(pairs_per_photo):
             rng = np.random.default_rng([seed, photo_index, k])
             view = _random_view(photo, height, width, margin, rng)
+            if min_contrast < 1.0:  # own stream: the view and camera path do not change with it
+                contrast_rng = np.random.default_rng([seed, photo_index, k, 1])
+                view = reduce_contrast(view, _contrast_factor(min_contrast, contrast_rng))
             images = shake(view, camera_path(rng, settings), settings, rng)
             for folder, image in images.items():
                 (sequence / folder).mkdir(parents=True, exist_ok=True)

@@ -42,3 +42,24 @@ def test_unknown_split_is_one_line_error(tmp_path):
     result = cli.invoke(app, [str(tmp_path), "--split", "validation"])
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: unknown split 'validation'; use one of train, val, test"
+
+
+def test_min_contrast_flattens_train_and_val_but_never_test(tmp_path):
+    common = ["--pairs-per-photo", "1", "--test-pairs-per-photo", "1", "--size", "32x32", "--max-shift", "4"]
+    assert cli.invoke(app, [str(tmp_path / "plain"), *common]).exit_code == 0
+    assert cli.invoke(app, [str(tmp_path / "flat"), *common, "--min-contrast", "0.3"]).exit_code == 0
+    for a, b in zip(find_pairs(tmp_path / "plain", "test"), find_pairs(tmp_path / "flat", "test"), strict=True):
+        np.testing.assert_array_equal(read_image(a.blurred), read_image(b.blurred))
+    flattened = [read_image(b.sharp).std() < read_image(a.sharp).std() - 1e-3
+                 for a, b in zip(find_pairs(tmp_path / "plain", "train"), find_pairs(tmp_path / "flat", "train"))]
+    assert sum(flattened) >= len(flattened) // 2
+    provenance = json.loads((tmp_path / "flat" / "synth.json").read_text())
+    assert provenance["train"]["min_contrast"] == provenance["val"]["min_contrast"] == 0.3
+    assert provenance["test"]["min_contrast"] == 1.0
+
+
+def test_bad_min_contrast_is_one_line_error_and_writes_nothing(tmp_path):
+    result = cli.invoke(app, [str(tmp_path / "out"), "--min-contrast", "1.5"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: min contrast must be in (0, 1], got 1.5"
+    assert not (tmp_path / "out").exists()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dmphn_core.data.camera_shake import (
-    ShakeSettings, bundled_sources, camera_path, linear_to_srgb, shake, srgb_to_linear, synthesize,
+    ShakeSettings, bundled_sources, camera_path, linear_to_srgb, reduce_contrast, shake, srgb_to_linear, synthesize,
 )
 from dmphn_core.data.gopro import find_pairs
 from dmphn_core.errors import DMPHNError
@@ -59,6 +59,34 @@ def test_synthesize_writes_a_gopro_layout_the_loader_reads(tmp_path):
     again = tmp_path / "again"
     synthesize(sources, again, "test", pairs_per_photo=2, size=(32, 48), seed=0)
     np.testing.assert_array_equal(read_image(pairs[0].blurred), read_image(find_pairs(again, "test")[0].blurred))
+
+
+def test_reduce_contrast_keeps_the_mean_and_scales_deviations():
+    view = sample_photo(32, 32)
+    flatter = reduce_contrast(view, 0.25)
+    assert flatter.dtype == np.float32 and 0.0 <= flatter.min() and flatter.max() <= 1.0
+    assert flatter.mean() == pytest.approx(view.mean(), abs=1e-6)
+    np.testing.assert_allclose(flatter - flatter.mean(), 0.25 * (view - view.mean()), atol=1e-6)
+
+
+def test_min_contrast_flattens_the_same_views_within_its_range(tmp_path):
+    sources = bundled_sources("train")[:2]  # astronaut and chelsea: colour photos, far from flat
+    synthesize(sources, tmp_path / "plain", "train", pairs_per_photo=3, size=(32, 32), seed=0)
+    synthesize(sources, tmp_path / "flat", "train", pairs_per_photo=3, size=(32, 32), seed=0, min_contrast=0.25)
+    factors = []
+    pairs = zip(find_pairs(tmp_path / "plain", "train"), find_pairs(tmp_path / "flat", "train"), strict=True)
+    for plain, flat in pairs:
+        a, b = read_image(plain.sharp), read_image(flat.sharp)
+        factor = b.std() / a.std()
+        # same view, only flattened around the mean of the whole view (the written image is its
+        # centre, so compare deviations; 8-bit PNG rounding allows 1/255)
+        np.testing.assert_allclose(b - b.mean(), factor * (a - a.mean()), atol=1.5 / 255)
+        factors.append(factor)
+    assert all(0.25 - 0.01 <= f <= 1.0 + 0.01 for f in factors)
+    assert min(factors) < 0.9  # six draws from [0.25, 1] log-uniform: not all near 1
+    with pytest.raises(DMPHNError, match="min contrast"):
+        synthesize(sources, tmp_path / "bad", "train", pairs_per_photo=1, size=(32, 32), min_contrast=0.0)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_held_out_photos_never_train_or_validate():
