@@ -16,7 +16,7 @@ STEPS=${STEPS:-4500}
 MINUTES=${MINUTES:-85}
 
 [ -d "$DATA/train" ] || $BIN/dmphn-synth "$DATA" --pairs-per-photo 40 --val-pairs-per-photo 2 --test-pairs-per-photo 3 \
-    --size 256x256 --max-shift 24
+    --size 256x256 --max-shift 24 --min-contrast 0.25
 $BIN/dmphn-train "$DATA" -o "$OUT" --levels "$LEVELS" --batch 6 --crop "$CROP" --lr 1e-4 --schedule cosine \
     --steps "$STEPS" --clip-grad 1.0 --start identity --val-every 500 --val-images 26 --ckpt-every 500 \
     --log-every 100 --workers 1 --max-minutes "$MINUTES"
