@@ -258,6 +258,13 @@ class Trainer:
             persistent_workers=self.config.workers > 0,
         )
 
+    def _start_description(self) -> str:
+        if self.config.resume:
+            return f"resumed from {self.config.resume}"
+        if self.config.init:
+            return f"weights from {self.config.init}"
+        return f"start {self.config.start}"
+
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop_at_step: int | None = None) -> TrainResult:
         """Train to ``config.steps``; ``stop_at_step`` pauses earlier (saved, resumable)."""
@@ -268,7 +275,7 @@ class Trainer:
         deadline = begin + config.max_minutes * 60 if config.max_minutes else math.inf
         self.log(f"training {self.model.config.name} on {len(self.train_pairs)} pairs ({config.data}), "
                  f"{self.dist.world} process(es) on {self.device}, steps {self.step}->{config.steps}, "
-                 f"batch {config.batch}, crop {config.crop}, lr {config.lr} ({config.schedule}), start {config.start}")
+                 f"batch {config.batch}, crop {config.crop}, lr {config.lr} ({config.schedule}), {self._start_description()}")
         self.log(f"validation: {len(self.val_pairs)} pairs of {self.val_split}/ pick best.pt" if self.val_pairs
                  else "validation: none (no val/ or test/ split); best.pt is not written")
         window_start, window_images = time.perf_counter(), 0

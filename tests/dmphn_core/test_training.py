@@ -109,6 +109,17 @@ def test_identity_start_begins_as_a_pass_through_and_then_learns(tiny_data, tmp_
         _config(tiny_data, tmp_path, start="zeros")
 
 
+def test_init_starts_a_new_run_from_saved_weights_and_says_so(tiny_data, tmp_path):
+    first = Trainer(_config(tiny_data, tmp_path / "a"), log=lambda m: None).run(stop_at_step=2)
+    messages = []
+    second = Trainer(_config(tiny_data, tmp_path / "b", init=str(first.last_checkpoint)), log=messages.append)
+    assert second.step == 0  # a new run: only the weights are taken
+    for name, tensor in load_checkpoint(first.last_checkpoint).build_model().state_dict().items():
+        torch.testing.assert_close(second.model.state_dict()[name], tensor, rtol=0, atol=0)
+    second.run(stop_at_step=1)
+    assert f"weights from {first.last_checkpoint}" in messages[0] and "start authors" not in messages[0]
+
+
 def test_resume_accepts_a_checkpoint_older_than_a_setting(tiny_data, tmp_path):
     first = Trainer(_config(tiny_data, tmp_path / "a"), log=lambda m: None).run(stop_at_step=1)
     payload = torch.load(first.last_checkpoint, weights_only=True)
