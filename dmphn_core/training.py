@@ -37,6 +37,7 @@ from .model import DMPHN, DMPHNConfig, init_identity
 
 SCHEDULES = ("cosine", "step", "constant")
 STARTS = ("authors", "identity")
+LOSSES = ("mse", "psnr")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
@@ -79,6 +80,8 @@ class TrainConfig:
     #: Starting point without --init: "authors" (random, the paper's) or "identity"
     #: (:func:`dmphn_core.model.init_identity`: the network starts as a pass-through).
     start: str = "authors"
+    #: "mse" (the paper's) or "psnr" (see :func:`training_loss`).
+    loss: str = "mse"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -95,11 +98,26 @@ class TrainConfig:
             raise DMPHNError("give either --resume (continue a run) or --init (new run from weights), not both")
         if self.start not in STARTS:
             raise DMPHNError(f"unknown start {self.start!r}; use one of {', '.join(STARTS)}")
+        if self.loss not in LOSSES:
+            raise DMPHNError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
         DMPHNConfig(self.levels, self.layout).geometry.check_size(self.crop, self.crop)
 
     # Settings that must not change under --resume, or the run would not be the same run.
     RUN_IDENTITY = ("data", "levels", "layout", "blur_kind", "batch", "crop", "lr", "steps", "schedule",
-                    "min_lr_ratio", "warmup_steps", "clip_grad", "seed", "start")
+                    "min_lr_ratio", "warmup_steps", "clip_grad", "seed", "start", "loss")
+
+
+def training_loss(output: torch.Tensor, sharp: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Loss of (B, 3, H, W) batches.
+
+    "mse" is one mean over the batch, so pairs weigh by the size of their error and nearly
+    sharp (flat or barely blurred) pairs hardly count. "psnr" is the mean over pairs of
+    10·log10(MSE), minus the mean PSNR that evaluation reports: every pair's dB counts alike.
+    """
+    if kind == "mse":
+        return nn.functional.mse_loss(output, sharp)
+    per_pair = (output - sharp).square().flatten(1).mean(dim=1)
+    return 10.0 * torch.log10(per_pair + 1e-10).mean()  # 1e-10: a perfect pair is 100 dB, not inf
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -275,7 +293,8 @@ class Trainer:
         deadline = begin + config.max_minutes * 60 if config.max_minutes else math.inf
         self.log(f"training {self.model.config.name} on {len(self.train_pairs)} pairs ({config.data}), "
                  f"{self.dist.world} process(es) on {self.device}, steps {self.step}->{config.steps}, "
-                 f"batch {config.batch}, crop {config.crop}, lr {config.lr} ({config.schedule}), {self._start_description()}")
+                 f"batch {config.batch}, crop {config.crop}, lr {config.lr} ({config.schedule}), loss {config.loss}, "
+                 f"{self._start_description()}")
         self.log(f"validation: {len(self.val_pairs)} pairs of {self.val_split}/ pick best.pt" if self.val_pairs
                  else "validation: none (no val/ or test/ split); best.pt is not written")
         window_start, window_images = time.perf_counter(), 0
@@ -343,7 +362,7 @@ class Trainer:
         with torch.enable_grad():
             with autocast:
                 output = self.train_model(blurred)
-            loss = nn.functional.mse_loss(output.float(), sharp)
+            loss = training_loss(output.float(), sharp, self.config.loss)
             if not torch.isfinite(loss):
                 raise DMPHNError(f"loss became {loss.item()} at step {self.step}; lower --lr or use --amp bf16/off")
             self.scaler.scale(loss).backward()

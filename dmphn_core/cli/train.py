@@ -46,6 +46,7 @@ def train(
     resume: Annotated[Path | None, typer.Option(help="continue the run saved in this checkpoint")] = None,
     init: Annotated[Path | None, typer.Option(help="start a new run from these weights")] = None,
     start: Annotated[str, typer.Option(help="without --init: authors (random, as the paper) or identity (starts as a pass-through)")] = "authors",
+    loss: Annotated[str, typer.Option(help="mse (the paper's) or psnr (mean over pairs of 10·log10 MSE: nearly sharp pairs count as much as heavily blurred ones)")] = "mse",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="a progress bar on a terminal, or plain log lines")] = True,
 ) -> None:
     """Train; prints validation PSNR as it goes and where the checkpoints are."""
@@ -54,7 +55,7 @@ def train(
         lr=lr, steps=steps, schedule=schedule, warmup_steps=warmup_steps, clip_grad=clip_grad, val_every=val_every,
         val_images=val_images, val_split=val_split, ckpt_every=ckpt_every, log_every=log_every, seed=seed,
         device=device, amp=amp, channels_last=channels_last, workers=workers, max_minutes=max_minutes,
-        resume=str(resume) if resume else None, init=str(init) if init else None, start=start, progress=progress,
+        resume=str(resume) if resume else None, init=str(init) if init else None, start=start, loss=loss, progress=progress,
     )
     trainer = Trainer(config)
     try:

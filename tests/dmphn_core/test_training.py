@@ -13,7 +13,8 @@ from dmphn_core.checkpoint import load_checkpoint
 from dmphn_core.data.camera_shake import ShakeSettings, bundled_sources, synthesize
 from dmphn_core.data.gopro import PairDataset, StepBatchSampler, find_pairs
 from dmphn_core.errors import DMPHNError
-from dmphn_core.training import TrainConfig, Trainer, lr_at
+from dmphn_core.metrics import batch_psnr
+from dmphn_core.training import TrainConfig, Trainer, lr_at, training_loss
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,37 @@ def test_init_starts_a_new_run_from_saved_weights_and_says_so(tiny_data, tmp_pat
         torch.testing.assert_close(second.model.state_dict()[name], tensor, rtol=0, atol=0)
     second.run(stop_at_step=1)
     assert f"weights from {first.last_checkpoint}" in messages[0] and "start authors" not in messages[0]
+
+
+def test_psnr_loss_is_minus_the_mean_psnr_and_weighs_pairs_alike():
+    sharp = torch.rand(2, 3, 8, 8)
+    noise = torch.randn(2, 3, 8, 8) * torch.tensor([0.001, 0.1]).view(2, 1, 1, 1)  # nearly sharp, heavily off
+    output = (sharp + noise).clamp(0, 1)
+    error = output - sharp
+
+    def gain_from_shrinking_each_error(kind):
+        """How fast the loss falls when one pair's error shrinks by a fixed fraction, per pair."""
+        leaf = output.clone().requires_grad_()
+        loss = training_loss(leaf, sharp, kind)
+        loss.backward()
+        return loss.item(), (leaf.grad * error).flatten(1).sum(dim=1)
+
+    loss, psnr_pull = gain_from_shrinking_each_error("psnr")
+    assert loss == pytest.approx(-batch_psnr(output, sharp).mean().item(), abs=1e-3)
+    assert psnr_pull[0] / psnr_pull[1] == pytest.approx(1.0, rel=1e-3)  # the same dB gain is worth the same
+    _, mse_pull = gain_from_shrinking_each_error("mse")
+    assert mse_pull[0] / mse_pull[1] < 1e-3  # under MSE the nearly sharp pair hardly counts
+    with pytest.raises(DMPHNError, match="unknown loss"):
+        TrainConfig(data="d", loss="l1")
+
+
+def test_psnr_loss_trains_and_is_part_of_the_run(tiny_data, tmp_path):
+    messages = []
+    first = Trainer(_config(tiny_data, tmp_path / "a", loss="psnr", log_every=1), log=messages.append).run(stop_at_step=2)
+    assert "loss psnr" in messages[0]
+    assert math.isfinite(first.history[-1]["loss"]) and first.history[-1]["loss"] < 0  # minus a PSNR in dB
+    with pytest.raises(DMPHNError, match="loss: 'psnr' -> 'mse'"):
+        Trainer(_config(tiny_data, tmp_path / "a", resume=str(first.last_checkpoint)), log=lambda m: None)
 
 
 def test_resume_accepts_a_checkpoint_older_than_a_setting(tiny_data, tmp_path):
