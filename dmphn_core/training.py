@@ -212,6 +212,10 @@ class Trainer:
         self.best_val_psnr = -math.inf
         self.history: list[dict[str, Any]] = []
         self.validations: list[dict[str, Any]] = []
+        # Where the weights of step 0 came from, and every command of this run so far: a
+        # resumed run keeps both, so its checkpoints still say how they were made.
+        self.origin = _origin(asdict(config))
+        self.commands: list[str] = []
         torch.manual_seed(config.seed)
         self.model = self._build_model()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
@@ -263,6 +267,11 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
         self.best_val_psnr = float(state.get("best_val_psnr", -math.inf))
+        self.origin = state.get("origin") or _origin(state["train_config"])
+        earlier = state.get("commands")
+        if earlier is None:  # a checkpoint older than command lists: its training record has the last one
+            earlier = [checkpoint.training["command"]] if (checkpoint.training or {}).get("command") else []
+        self.commands = list(earlier)
         self.log(f"resumed {path} at step {self.step}")
 
     def _loader(self) -> DataLoader:
@@ -278,10 +287,8 @@ class Trainer:
 
     def _start_description(self) -> str:
         if self.config.resume:
-            return f"resumed from {self.config.resume}"
-        if self.config.init:
-            return f"weights from {self.config.init}"
-        return f"start {self.config.start}"
+            return f"resumed from {self.config.resume} ({self.origin})"
+        return self.origin
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop_at_step: int | None = None) -> TrainResult:
@@ -418,7 +425,9 @@ class Trainer:
             "settings": _plain(asdict(self.config)),
             "last_loss": self.history[-1]["loss"] if self.history else None,
             "validation": self.validations[-1] if self.validations else None,
-            "command": " ".join(sys.argv),
+            "command": _this_command(),
+            "commands": self.commands + [_this_command()],
+            "origin": self.origin,
             "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "torch": str(torch.__version__),
         }
@@ -433,6 +442,8 @@ class Trainer:
             "train_config": _plain(asdict(self.config)),
             "elapsed_s": self.elapsed_before + time.perf_counter() - begin,
             "best_val_psnr": self.best_val_psnr if math.isfinite(self.best_val_psnr) else -1.0,
+            "origin": self.origin,
+            "commands": self.commands + [_this_command()],
         }
         save_checkpoint(path, self.model, training=self.training_info(begin), resume=resume)
 
@@ -440,6 +451,19 @@ class Trainer:
         if self.dist.is_main:
             with open(self.out / "train_log.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
+
+
+def _origin(settings: dict[str, Any]) -> str:
+    """Where a run's step-0 weights come from, from its settings (a new run's, not a resumed one's)."""
+    if settings.get("resume"):
+        return "unknown (resumed from a checkpoint older than origin records)"
+    if settings.get("init"):
+        return f"weights from {settings['init']}"
+    return f"start {settings.get('start', 'authors')}"
+
+
+def _this_command() -> str:
+    return " ".join(sys.argv)
 
 
 def _plain(settings: dict[str, Any]) -> dict[str, Any]:

@@ -121,6 +121,25 @@ def test_init_starts_a_new_run_from_saved_weights_and_says_so(tiny_data, tmp_pat
     assert f"weights from {first.last_checkpoint}" in messages[0] and "start authors" not in messages[0]
 
 
+def test_a_resumed_run_still_records_where_its_weights_came_from(tiny_data, tmp_path):
+    first = Trainer(_config(tiny_data, tmp_path / "a"), log=lambda m: None).run(stop_at_step=1)
+    init = str(first.last_checkpoint)
+    second = Trainer(_config(tiny_data, tmp_path / "b", init=init), log=lambda m: None).run(stop_at_step=1)
+    messages = []
+    third = Trainer(_config(tiny_data, tmp_path / "c", resume=str(second.last_checkpoint)), log=messages.append).run(stop_at_step=2)
+    record = load_checkpoint(third.last_checkpoint).training
+    assert record["origin"] == f"weights from {init}" and f"(weights from {init})" in messages[1]
+    assert len(record["commands"]) == 2 and record["settings"]["init"] is None  # --init and then --resume
+
+    for written_by, expected_origin in ((second, f"weights from {init}"), (third, "unknown (resumed from")):
+        payload = torch.load(written_by.last_checkpoint, weights_only=True)
+        for key in ("origin", "commands"):  # a checkpoint written before these were recorded
+            del payload["resume"][key]
+        torch.save(payload, written_by.last_checkpoint)
+        older = Trainer(_config(tiny_data, tmp_path / "d", resume=str(written_by.last_checkpoint)), log=lambda m: None)
+        assert older.origin.startswith(expected_origin) and older.commands == [payload["training"]["command"]]
+
+
 def test_psnr_loss_is_minus_the_mean_psnr_and_weighs_pairs_alike():
     sharp = torch.rand(2, 3, 8, 8)
     noise = torch.randn(2, 3, 8, 8) * torch.tensor([0.001, 0.1]).view(2, 1, 1, 1)  # nearly sharp, heavily off
