@@ -267,11 +267,10 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
         self.best_val_psnr = float(state.get("best_val_psnr", -math.inf))
-        self.origin = state.get("origin") or _origin(state["train_config"])
-        earlier = state.get("commands")
-        if earlier is None:  # a checkpoint older than command lists: its training record has the last one
-            earlier = [checkpoint.training["command"]] if (checkpoint.training or {}).get("command") else []
-        self.commands = list(earlier)
+        record = checkpoint.training or {}
+        self.origin = record.get("origin") or _origin(state["train_config"])
+        # A record older than command lists has only the command that wrote it.
+        self.commands = list(record.get("commands") or ([record["command"]] if record.get("command") else []))
         self.log(f"resumed {path} at step {self.step}")
 
     def _loader(self) -> DataLoader:
@@ -442,8 +441,6 @@ class Trainer:
             "train_config": _plain(asdict(self.config)),
             "elapsed_s": self.elapsed_before + time.perf_counter() - begin,
             "best_val_psnr": self.best_val_psnr if math.isfinite(self.best_val_psnr) else -1.0,
-            "origin": self.origin,
-            "commands": self.commands + [_this_command()],
         }
         save_checkpoint(path, self.model, training=self.training_info(begin), resume=resume)
 

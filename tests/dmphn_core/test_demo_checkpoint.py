@@ -21,18 +21,10 @@ def test_demo_checkpoint_is_small_safe_and_records_its_training():
     checkpoint = load_checkpoint(DEMO_CHECKPOINT)  # weights_only: a shipped file cannot run code
     assert checkpoint.resume is None  # no optimizer state in the shipped file
     training = checkpoint.training
-    assert _origin(training).startswith("weights from ")  # stage 2 of scripts/train_demo.sh: from stage 1's best
+    assert training["origin"].startswith("weights from ")  # stage 2 of scripts/train_demo.sh: from stage 1's best
     assert training["settings"]["loss"] == "psnr" and training["validation"]["split"] == "val"
     assert training["step"] > 0 and training["seconds"] > 0 and training["command"]
     assert all(torch.isfinite(tensor).all() for tensor in checkpoint.state_dict.values())
-
-
-def _origin(training):
-    """Where the run's first weights came from; records older than the "origin" field have only settings."""
-    if "origin" in training:
-        return training["origin"]
-    settings = training["settings"]
-    return f"weights from {settings['init']}" if settings.get("init") else f"start {settings['start']}"
 
 
 @pytest.fixture(scope="module")

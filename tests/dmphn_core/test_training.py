@@ -134,7 +134,7 @@ def test_a_resumed_run_still_records_where_its_weights_came_from(tiny_data, tmp_
     for written_by, expected_origin in ((second, f"weights from {init}"), (third, "unknown (resumed from")):
         payload = torch.load(written_by.last_checkpoint, weights_only=True)
         for key in ("origin", "commands"):  # a checkpoint written before these were recorded
-            del payload["resume"][key]
+            del payload["training"][key]
         torch.save(payload, written_by.last_checkpoint)
         older = Trainer(_config(tiny_data, tmp_path / "d", resume=str(written_by.last_checkpoint)), log=lambda m: None)
         assert older.origin.startswith(expected_origin) and older.commands == [payload["training"]["command"]]
