@@ -116,6 +116,7 @@ def training_loss(output: torch.Tensor, sharp: torch.Tensor, kind: str = "mse") 
     """
     if kind == "mse":
         return nn.functional.mse_loss(output, sharp)
+    # Not metrics.batch_psnr: its clamp to [0, 1] would zero the gradient of out-of-range outputs.
     per_pair = (output - sharp).square().flatten(1).mean(dim=1)
     return 10.0 * torch.log10(per_pair + 1e-10).mean()  # 1e-10: a perfect pair is 100 dB, not inf
 
