@@ -4,23 +4,17 @@ Profiles one forward pass of each form (same weights, same input) with ``torch.p
 tabulates the residual blocks' convolutions by input shape: calls, ms per call and the achieved
 GFLOP/s, which shows whether a convolution got slower per unit of work as its activation grew. Run on a quiet machine:
 
-    python -m benchmarks.profile_forms --shape 720x1280 --threads 2 --passes 3 -o profile.md
+    python -m cli.profile_forms --shape 720x1280 --threads 2 --passes 3 -o profile.md
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated
 
 import torch
-import typer
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.machine import machine_info
-from benchmarks.prepare import parse_shape
-from dmphn_core.cli.common import new_app, user_errors
-from dmphn_core.fileio import write_text_atomic
 from dmphn_core.model import DMPHN, dmphn
 from dmphn_core.reference import PerPatchDMPHN
 
@@ -102,27 +96,3 @@ def profile_forms(height: int, width: int, passes: int = 1, seed: int = 0) -> di
     per_patch.load_state_dict(static.state_dict())
     x = torch.rand(1, 3, height, width)
     return {"static-shape": _conv_rows(static, x, passes), "per-patch": _conv_rows(per_patch, x, passes)}
-
-
-app = new_app("Profile the convolutions of the static-shape and per-patch forms, side by side.")
-
-
-@app.command()
-@user_errors
-def main(
-    shape: Annotated[str, typer.Option(help="HxW of the input")] = "256x512",
-    threads: Annotated[int, typer.Option(help="torch CPU threads")] = 2,
-    passes: Annotated[int, typer.Option(min=1, help="forward passes profiled per form")] = 3,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="write the markdown here")] = None,
-) -> None:
-    height, width = parse_shape(shape)
-    dmphn(4).geometry.check_size(height, width)
-    torch.set_num_threads(threads)
-    text = to_markdown(profile_forms(height, width, passes), (height, width), passes, machine_info("cpu"))
-    if out:
-        write_text_atomic(out, text + "\n")
-    print(text)
-
-
-if __name__ == "__main__":
-    app()

@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .artifact import is_torchscript_archive, sidecar_path
 from .checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from .errors import DMPHNError, ImageError, RuntimeUnavailable
 from .geometry import LAYOUTS, MAX_LEVELS, Geometry, crop_to, pad_to_block
@@ -315,18 +315,6 @@ def deblur_image(runner: Runner, image: np.ndarray, *, tile: int | None = None, 
 # -- model argument -> runner ---------------------------------------------------------
 
 
-def is_torchscript_archive(path: str | os.PathLike) -> bool:
-    """True for a ``torch.jit.save`` file (a zip with ``code/`` and ``constants.pkl``), whatever its suffix."""
-    try:
-        if not zipfile.is_zipfile(path):
-            return False
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except OSError:
-        return False
-    return any("/code/" in name or name.endswith("/constants.pkl") for name in names)
-
-
 def runtime_for_path(path: str | os.PathLike) -> str:
     """The runtime key a model file runs with, from its suffix (see the module docstring)."""
     path = Path(path)
@@ -349,7 +337,7 @@ def default_device(runtime: str | None = None) -> str:
 
 def _engine_precision(path: Path) -> str:
     """The precision recorded in a TensorRT engine's JSON sidecar (fp16 when there is none)."""
-    sidecar = path.with_name(path.name + ".json")
+    sidecar = sidecar_path(path)
     try:
         return json.loads(sidecar.read_text()).get("precision", "fp16")
     except (OSError, json.JSONDecodeError, AttributeError):

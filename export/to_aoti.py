@@ -29,7 +29,7 @@ from dmphn_core.fileio import atomic_path
 from dmphn_core.model import DMPHN
 from runtimes.torch_utils import Float32IO, torch_dtype
 
-from .metadata import METADATA_KEY, artifact_metadata, metadata_json
+from dmphn_core.artifact import METADATA_KEY, artifact_metadata, metadata_json
 
 AOTI_PRECISIONS = ("fp32", "fp16", "bf16")
 MAX_DYNAMIC_BATCH = 64

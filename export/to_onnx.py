@@ -31,7 +31,7 @@ from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_bytes_atomic
 from dmphn_core.model import DMPHN
 
-from .metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, artifact_metadata, metadata_json
+from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, artifact_metadata, metadata_json
 
 MIN_OPSET = 17
 DEFAULT_OPSET = 18

@@ -31,7 +31,7 @@ from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.fileio import write_bytes_atomic, write_text_atomic
 from dmphn_core.model import DMPHN
 
-from .metadata import INPUT_NAME, OUTPUT_NAME, artifact_metadata
+from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, artifact_metadata, sidecar_path
 
 ENGINE_PRECISIONS = ("fp32", "tf32", "fp16")
 FP16_MAX = 65504.0
@@ -59,12 +59,6 @@ def check_tensorrt_available():
     if not torch.cuda.is_available():
         raise RuntimeUnavailable("TensorRT engine builds need a CUDA GPU; torch.cuda.is_available() is False here")
     return trt
-
-
-def sidecar_path(engine_path: str | os.PathLike) -> Path:
-    """Where the JSON sidecar of an engine lives: ``model.engine`` -> ``model.engine.json``."""
-    engine_path = Path(engine_path)
-    return engine_path.with_name(engine_path.name + ".json")
 
 
 # -- FP16 overflow guard (ONNX Runtime, CPU) -----------------------------------------------

@@ -23,7 +23,7 @@ from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import atomic_path
 from dmphn_core.model import DMPHN
 
-from .metadata import METADATA_KEY, artifact_metadata, metadata_json
+from dmphn_core.artifact import METADATA_KEY, artifact_metadata, metadata_json
 
 
 def export_torchscript(
@@ -32,7 +32,7 @@ def export_torchscript(
     """Trace ``model`` at (batch, 3, height, width) on ``device`` and save it to ``path``.
 
     The module is traced in float32 on a copy (the caller's model is not moved). The
-    extra file ``dmphn.json`` holds :func:`export.metadata.artifact_metadata`; C++ reads it
+    extra file ``dmphn.json`` holds :func:`dmphn_core.artifact.artifact_metadata`; C++ reads it
     with ``torch::jit::load(path, device, extra_files)``.
     """
     model.geometry.check_size(height, width)

@@ -12,7 +12,7 @@ import torch
 
 from dmphn_core.errors import DMPHNError
 from dmphn_core.model import DMPHNConfig
-from export.metadata import METADATA_KEY
+from dmphn_core.artifact import METADATA_KEY
 
 from .base import Runner, require_cuda
 

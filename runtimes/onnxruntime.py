@@ -24,7 +24,7 @@ import torch
 
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHNConfig
-from export.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
+from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 
 from .base import Runner, require_cuda
 

@@ -23,16 +23,12 @@ import torch
 
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHNConfig
-from export.metadata import INPUT_NAME, OUTPUT_NAME
+from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, sidecar_path
 
 from .base import Runner, require_cuda
 from .cuda_graph import CudaGraphCache
 
 ENGINE_PRECISIONS = ("fp32", "tf32", "fp16")
-
-
-def _sidecar_path(engine_path: Path) -> Path:
-    return engine_path.with_name(engine_path.name + ".json")  # same rule as export.to_tensorrt.sidecar_path
 
 
 class TensorRTRunner(Runner):
@@ -54,7 +50,7 @@ class TensorRTRunner(Runner):
             raise DMPHNError(f"TensorRT engines run on CUDA only, not {device!r}")
         super().__init__(device="cuda", precision=precision, name=name or f"trt{'+graph' if cuda_graph else ''}-cuda-{precision}")
         self.engine_path = Path(engine_path)
-        self.sidecar = Path(sidecar) if sidecar else _sidecar_path(self.engine_path)
+        self.sidecar = Path(sidecar) if sidecar else sidecar_path(self.engine_path)
         self.cuda_graph = cuda_graph
         self.metadata: dict[str, Any] | None = None
         self._runtime = self._engine = self._context = self._logger = None

@@ -2,7 +2,7 @@
 
 from typer.testing import CliRunner
 
-from benchmarks.profile_forms import app, profile_forms
+from benchmarks.profile_forms import profile_forms
 
 cli = CliRunner()
 RESIDUAL_CONVS_PER_CODER = 12  # six residual blocks of two 3x3 convs in each encoder and decoder
@@ -18,18 +18,3 @@ def test_profile_counts_every_residual_conv_of_both_forms():
     for rows, total_ms in results.values():
         assert all(row.gflops > 0 for row in rows)
         assert 0 < sum(row.total_ms for row in rows) <= total_ms
-
-
-def test_profile_cli_writes_markdown(tmp_path):
-    out = tmp_path / "profile.md"
-    result = cli.invoke(app, ["--shape", "64x128", "--threads", "1", "--passes", "1", "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    text = out.read_text()
-    assert "## static-shape" in text and "## per-patch" in text and "GFLOP/s" in text
-
-
-def test_profile_cli_rejects_a_shape_the_model_cannot_take():
-    result = cli.invoke(app, ["--shape", "60x128"])
-    assert result.exit_code == 2
-    assert result.output.startswith("error: ") and "multiple of" in result.output
-    assert "Traceback" not in result.output

@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
-from dmphn_core.cli.synth import app as synth_app
+from cli.synth import app as synth_app
 from dmphn_core.data.gopro import find_pairs
 from dmphn_core.evaluate import evaluate_pairs
 from dmphn_core.inference import resolve_runner

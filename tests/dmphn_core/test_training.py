@@ -193,7 +193,7 @@ def test_lr_schedules():
 def _torchrun(args, env=None):
     return subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "dmphn_core.cli.train", *args], capture_output=True, text=True, timeout=300, env=env,
+         "-m", "cli.train", *args], capture_output=True, text=True, timeout=300, env=env,
     )
 
 
@@ -204,7 +204,7 @@ def test_ddp_on_two_cpu_processes_equals_one_process(tiny_data, tmp_path):
     ddp = _torchrun([str(tiny_data), "-o", str(tmp_path / "ddp"), *common], env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert "2 process(es)" in ddp.stdout
-    single = subprocess.run([sys.executable, "-m", "dmphn_core.cli.train", str(tiny_data), "-o", str(tmp_path / "one"), *common],
+    single = subprocess.run([sys.executable, "-m", "cli.train", str(tiny_data), "-o", str(tmp_path / "one"), *common],
                             capture_output=True, text=True, timeout=300, env=env)
     assert single.returncode == 0, single.stderr[-3000:]
     a, b = load_checkpoint(tmp_path / "ddp" / "last.pt"), load_checkpoint(tmp_path / "one" / "last.pt")
@@ -215,7 +215,7 @@ def test_ddp_on_two_cpu_processes_equals_one_process(tiny_data, tmp_path):
 
 def test_ctrl_c_saves_a_resumable_checkpoint(tiny_data, tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "dmphn_core.cli.train", str(tiny_data), "-o", str(tmp_path), "--levels", "1", "--batch", "2",
+        [sys.executable, "-m", "cli.train", str(tiny_data), "-o", str(tmp_path), "--levels", "1", "--batch", "2",
          "--crop", "32", "--steps", "100000", "--log-every", "1", "--workers", "0", "--device", "cpu", "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # a shell's background jobs (CI runners, nohup) ignore SIGINT, and Python keeps it ignored;
@@ -240,7 +240,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tiny_data, tmp_path):
 
 
 def test_cli_bad_data_is_one_line_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "dmphn_core.cli.train", str(tmp_path / "nope"), "--steps", "1"],
+    result = subprocess.run([sys.executable, "-m", "cli.train", str(tmp_path / "nope"), "--steps", "1"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: no 'train' split") and len(result.stderr.strip().splitlines()) == 1

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dmphn_core.errors import DMPHNError
-from export.metadata import METADATA_KEY
+from dmphn_core.artifact import METADATA_KEY
 from export.to_aoti import export_aoti
 from tests.conftest import random_model
 

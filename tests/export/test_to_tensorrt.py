@@ -20,8 +20,8 @@ from export.to_tensorrt import (
     check_tensorrt_available,
     find_fp16_overflow_nodes,
     fp16_overflow_report,
-    sidecar_path,
 )
+from dmphn_core.artifact import sidecar_path
 from export.verify import reference_output, verification_inputs
 from runtimes.compare import psnr_db
 from tests.conftest import TINY_HW, TRT_REASON, random_model, requires_tensorrt
@@ -173,7 +173,7 @@ def test_fp16_engine_keeps_overflowing_layers_in_fp32(tmp_path):
 @requires_tensorrt
 @pytest.mark.tensorrt
 def test_cli_trt_writes_engine_and_sidecar_only_on_success(make_checkpoint, tmp_path):
-    from export.cli import app
+    from cli.export import app
 
     ckpt = str(make_checkpoint(1))
     out = tmp_path / "m.engine"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dmphn_core.errors import DMPHNError
-from export.metadata import METADATA_KEY
+from dmphn_core.artifact import METADATA_KEY
 from export.to_torchscript import export_torchscript
 from tests.conftest import TINY_HW, random_model
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import torch
 
-from export.metadata import INPUT_NAME, artifact_metadata, metadata_json
+from dmphn_core.artifact import INPUT_NAME, artifact_metadata, metadata_json
 from export.verify import verification_inputs, verify_runner
 from runtimes.base import Runner
 from runtimes.compare import tolerance_for

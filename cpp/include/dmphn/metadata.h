@@ -1,4 +1,4 @@
-// The artifact metadata (export/metadata.py) that every exported DMPHN model carries:
+// The artifact metadata (dmphn_core/artifact.py) that every exported DMPHN model carries:
 // read from the TorchScript extra file, the AOTI package metadata, the ONNX custom
 // metadata map or the TensorRT engine's JSON sidecar, always under the key "dmphn.json".
 #pragma once

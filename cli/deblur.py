@@ -16,10 +16,10 @@ from typing import Annotated
 import torch
 import typer
 
-from ..errors import DMPHNError
-from ..imageio import IMAGE_SUFFIXES, list_images, read_image, write_image
-from ..inference import DEFAULT_OVERLAP, Deblurrer, resolve_runner
-from .common import new_app, user_errors
+from dmphn_core.errors import DMPHNError
+from dmphn_core.imageio import IMAGE_SUFFIXES, list_images, read_image, write_image
+from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer, resolve_runner
+from cli.common import new_app, user_errors
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-deblur: "))
 

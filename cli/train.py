@@ -1,6 +1,6 @@
 """dmphn-train: train DMPHN on GoPro-layout pairs (real GoPro, or `dmphn-synth` output).
 
-Multi-GPU: ``torchrun --nproc_per_node N -m dmphn_core.cli.train DATA ...`` (``--batch`` is
+Multi-GPU: ``torchrun --nproc_per_node N -m cli.train DATA ...`` (``--batch`` is
 the global batch). Ctrl-C saves ``OUT/last.pt``; ``--resume OUT/last.pt`` continues the run.
 """
 
@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from ..training import TrainConfig, Trainer, TrainingInterrupted
-from .common import fail, new_app, user_errors
+from dmphn_core.training import TrainConfig, Trainer, TrainingInterrupted
+from cli.common import fail, new_app, user_errors
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-train: "))
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from export.cli import app
+from cli.export import app
 from export.to_onnx import read_onnx_metadata
 from tests.conftest import TINY_HW
 

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import typer
 
-from ..errors import DMPHNError
+from dmphn_core.errors import DMPHNError
 
 F = TypeVar("F", bound=Callable)
 

@@ -22,16 +22,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..checkpoint import DEMO_CHECKPOINT, load_checkpoint
-from ..data.camera_shake import ShakeSettings, camera_path, shake
-from ..errors import DMPHNError
-from ..fileio import write_text_atomic
-from ..geometry import pad_to_block
-from ..imageio import image_to_tensor, read_image, write_image
-from ..inference import deblur_image
-from ..metrics import psnr, ssim
-from ..samples import photo_path
-from .common import new_app, user_errors
+from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
+from dmphn_core.data.camera_shake import ShakeSettings, camera_path, shake
+from dmphn_core.errors import DMPHNError
+from dmphn_core.fileio import write_text_atomic
+from dmphn_core.geometry import pad_to_block
+from dmphn_core.imageio import image_to_tensor, read_image, write_image
+from dmphn_core.inference import deblur_image
+from dmphn_core.metrics import psnr, ssim
+from dmphn_core.samples import photo_path
+from cli.common import new_app, user_errors
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-demo: "))
 console = Console()

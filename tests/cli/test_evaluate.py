@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dmphn_core.cli.evaluate import app
+from cli.evaluate import app
 from dmphn_core.data.gopro import find_pairs
 from dmphn_core.imageio import read_image
 from dmphn_core.metrics import psnr

@@ -14,12 +14,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..data.gopro import BLUR_KINDS, find_pairs
-from ..errors import DMPHNError
-from ..evaluate import evaluate_pairs, render_table, to_markdown, write_json
-from ..fileio import write_text_atomic
-from ..inference import DEFAULT_OVERLAP, Deblurrer, resolve_runner
-from .common import new_app, user_errors
+from dmphn_core.data.gopro import BLUR_KINDS, find_pairs
+from dmphn_core.errors import DMPHNError
+from dmphn_core.evaluate import evaluate_pairs, render_table, to_markdown, write_json
+from dmphn_core.fileio import write_text_atomic
+from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer, resolve_runner
+from cli.common import new_app, user_errors
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-eval: "))
 

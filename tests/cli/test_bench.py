@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from benchmarks.cli import bench_app, parity_app
+from cli.bench import bench_app, parity_app
 from runtimes import RUNTIMES
 
 cli = CliRunner()

@@ -4,7 +4,7 @@ import torch
 from typer.testing import CliRunner
 
 from dmphn_core.checkpoint import load_checkpoint, save_checkpoint
-from dmphn_core.cli.ckpt import app
+from cli.ckpt import app
 from tests.conftest import random_model
 from tests.dmphn_core.test_checkpoint import _write_authors_folder
 
@@ -62,7 +62,7 @@ def test_init_and_slim_round_trip(tmp_path):
     from typer.testing import CliRunner
 
     from dmphn_core.checkpoint import load_checkpoint
-    from dmphn_core.cli.ckpt import app
+    from cli.ckpt import app
 
     runner = CliRunner()
     full = tmp_path / "init.pt"

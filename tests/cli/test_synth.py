@@ -3,7 +3,7 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
-from dmphn_core.cli.synth import app
+from cli.synth import app
 from dmphn_core.data.gopro import find_pairs
 from dmphn_core.imageio import read_image
 from dmphn_core.samples import HELD_OUT_PHOTOS, TRAIN_PHOTOS

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from typer.testing import CliRunner
 
-from export.cli import app
-from export.metadata import METADATA_KEY
+from cli.export import app
+from dmphn_core.artifact import METADATA_KEY
 
 cli = CliRunner()
 

@@ -15,14 +15,14 @@ from typing import Annotated, Any
 import typer
 
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
-from dmphn_core.cli.common import new_app, user_errors
+from cli.common import new_app, user_errors
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import atomic_path, write_text_atomic
 from dmphn_core.model import DMPHN
 from runtimes.base import PRECISIONS, Runner
 from runtimes.compare import tolerance_for
 
-from .verify import VerificationReport, verify_runner
+from export.verify import VerificationReport, verify_runner
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-export: "))
 
@@ -104,7 +104,7 @@ def torchscript(
     """TorchScript (torch.jit.trace of the static-shape model), with config as an extra file."""
     from runtimes.torchscript import TorchScriptRunner
 
-    from .to_torchscript import export_torchscript
+    from export.to_torchscript import export_torchscript
 
     model = _load(checkpoint, height, width, batch)
     output = output or _default_output(model, batch, height, width, ".ts")
@@ -134,7 +134,7 @@ def onnx(
     """ONNX (opset >= 17), checked by onnx.checker, simplified, verified with ONNX Runtime CPU."""
     from runtimes.onnxruntime import OnnxRuntimeRunner
 
-    from .to_onnx import export_onnx
+    from export.to_onnx import export_onnx
 
     model = _load(checkpoint, height, width, batch)
     output = output or _default_output(model, batch, height, width, ".onnx")
@@ -175,7 +175,8 @@ def trt(
     """TensorRT engine (+ JSON sidecar) built from ONNX with the TensorRT Python API; needs CUDA + tensorrt."""
     from runtimes.tensorrt import TensorRTRunner
 
-    from .to_tensorrt import build_engine, check_tensorrt_available, sidecar_path
+    from dmphn_core.artifact import sidecar_path
+    from export.to_tensorrt import build_engine, check_tensorrt_available
 
     _check_precision(precision, ("fp32", "tf32", "fp16"))
     check_tensorrt_available()
@@ -215,7 +216,7 @@ def aoti(
     """AOTInductor package (.pt2): torch.export + aoti_compile_and_package; loadable from C++."""
     from runtimes.aoti import AOTIRunner
 
-    from .to_aoti import export_aoti
+    from export.to_aoti import export_aoti
 
     _check_precision(precision, ("fp32", "fp16", "bf16"))
     model = _load(checkpoint, height, width, batch)
@@ -247,7 +248,7 @@ def triton(
     precision: Annotated[str, typer.Option(help="engine precision for --backend trt")] = "fp16",
 ) -> None:
     """Triton Inference Server model repository: <output>/<model_name>/{config.pbtxt, 1/model.*}."""
-    from .to_triton import write_triton_repository
+    from export.to_triton import write_triton_repository
 
     model = _load(checkpoint, height, width, 1)
     for line in write_triton_repository(

@@ -9,15 +9,15 @@ from typing import Annotated
 import torch
 import typer
 
-from dmphn_core.cli.common import fail, new_app, user_errors
+from cli.common import fail, new_app, user_errors
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_text_atomic
 
-from .bench import BenchSettings, run_benchmark
-from .machine import machine_info
-from .parity import run_parity
-from .prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
-from .report import add_speedups, bench_markdown, parity_markdown, plot_latency, write_csv, write_json
+from benchmarks.bench import BenchSettings, run_benchmark
+from benchmarks.machine import machine_info
+from benchmarks.parity import run_parity
+from benchmarks.prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
+from benchmarks.report import add_speedups, bench_markdown, parity_markdown, plot_latency, write_csv, write_json
 
 bench_app = new_app("Latency of every runtime on the same inputs, side by side.")
 parity_app = new_app("Parity of every runtime against the PyTorch fp32 reference.")

@@ -1,1 +1,0 @@
-"""Thin typer front ends over the library; each module is one console script."""
