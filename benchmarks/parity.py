@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dmphn_core.errors import DMPHNError
-from export.verify import reference_output, verification_inputs
-from runtimes.compare import compare_outputs, tolerance_for
+from export.verify import reference_runner, verification_inputs
+from runtimes.compare import first_line, run_and_compare
 
 from .prepare import ArtifactCache, RunnerSpec, make_runner
 
@@ -26,7 +25,7 @@ def run_parity(
     model = cache.model
     model.geometry.check_size(height, width)
     inputs = verification_inputs(batch, height, width, seed)
-    references: dict[str, list] = {}
+    expected: dict[str, list] = {}  # the fp32 reference runs once per device, shared by every spec
     rows: list[dict[str, Any]] = []
     for spec in specs:
         base = {
@@ -38,22 +37,16 @@ def run_parity(
             rows.append({**base, "input": "-", "status": "skipped", "reason": reason})
             progress(f"skip  {spec.label}: {reason}")
             continue
-        if spec.device not in references:
-            references[spec.device] = [reference_output(model, x, spec.device) for _, x in inputs]
-        tolerance = tolerance_for(spec.precision)
         progress(f"run   {spec.label}")
         try:
             runner, _ = make_runner(spec, cache, batch, height, width)
-            with runner:
-                outputs = [runner.infer(x) for _, x in inputs]
         except Exception as exc:  # noqa: BLE001 - one broken runtime must not hide the others
-            message = (str(exc).strip().splitlines() or [""])[0]
-            reason = message if isinstance(exc, DMPHNError) else f"{type(exc).__name__}: {message}"
-            rows.append({**base, "input": "-", "status": "error", "reason": reason})
-            progress(f"error {spec.label}: {reason}")
+            rows.append({**base, "input": "-", "status": "error", "reason": first_line(exc)})
+            progress(f"error {spec.label}: {rows[-1]['reason']}")
             continue
-        for (label, _), output, expected in zip(inputs, outputs, references[spec.device]):
-            comparison = compare_outputs(output, expected, tolerance)
-            rows.append({**base, "input": label, "status": "pass" if comparison.passed else "fail", **comparison.to_dict()})
-            progress(f"      {label}: {comparison.summary()}")
+        for result in run_and_compare([runner], inputs, reference_runner(model), record_errors=True,
+                                      progress=progress, expected=expected):
+            case = result.to_dict()
+            case.pop("shape")
+            rows.append({**base, **case})
     return rows

@@ -1,8 +1,9 @@
 """Turn (runtime, device, precision, shape) into a ready-to-activate runner.
 
-Artifacts (ONNX, TorchScript, .pt2, engines) are exported from one checkpoint into a work
-folder, once per shape, and the time each build took is kept for the report: compile cost
-is reported apart from latency.
+Artifacts (ONNX, TorchScript, .pt2, engines) are exported and verified from one checkpoint into
+a work folder, once per shape, and the time each build took is kept for the report: compile
+cost is reported apart from latency. Which artifact a runtime needs, and which options it
+takes, its runner class says (``artifact_format``, ``options``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHN
-from runtimes import RUNTIMES, runner_class
-from runtimes.base import PRECISIONS, Runner
+from dmphn_core.precision import PRECISIONS
+from export.exporter import export_verified, exporter_for
+from runtimes import runner_class, runtime_names
+from runtimes.base import Runner
 
 
 def parse_list(text: str, allowed: tuple[str, ...] | list[str], what: str, all_means: tuple[str, ...] | None = None) -> list[str]:
@@ -32,7 +35,7 @@ def parse_list(text: str, allowed: tuple[str, ...] | list[str], what: str, all_m
 
 
 def parse_runtimes(text: str) -> list[str]:
-    return parse_list(text, [*RUNTIMES, "all"], "runtime", all_means=tuple(RUNTIMES))
+    return parse_list(text, [*runtime_names(), "all"], "runtime", all_means=runtime_names())
 
 
 def parse_precisions(text: str) -> list[str]:
@@ -61,11 +64,22 @@ class RunnerSpec:
     cuda_graph: bool = False
 
     @property
+    def runner_options(self) -> dict[str, Any]:
+        """The options this spec sets that its runner declares (``Runner.options``)."""
+        given = {"mode": self.compile_mode, "cuda_graph": self.cuda_graph}
+        try:
+            declared = runner_class(self.runtime).options
+        except DMPHNError:
+            declared = ()
+        return {key: value for key, value in given.items() if key in declared}
+
+    @property
     def label(self) -> str:
+        options = self.runner_options
         label = self.runtime
-        if self.runtime == "compile" and self.compile_mode != "default":
-            label += f"[{self.compile_mode}]"
-        if self.cuda_graph and self.runtime in ("trt", "compile"):
+        if options.get("mode", "default") != "default":
+            label += f"[{options['mode']}]"
+        if options.get("cuda_graph"):
             label += "+graph"
         return f"{label}-{self.device}-{self.precision}"
 
@@ -79,7 +93,11 @@ class RunnerSpec:
 
 @dataclass
 class ArtifactCache:
-    """Builds each artifact once per (kind, batch, shape, device, precision) in ``workdir``."""
+    """Exports each artifact once per (format, batch, shape, device, precision) into ``workdir``.
+
+    Every artifact goes through :func:`export.exporter.export_verified`, so a report never
+    times a file that disagrees with PyTorch; the build time (export + verification) is kept.
+    """
 
     checkpoint: Path | None
     workdir: Path
@@ -92,53 +110,26 @@ class ArtifactCache:
             self._model = load_checkpoint(self.checkpoint or DEMO_CHECKPOINT).build_model()
         return self._model
 
-    def _path(self, kind: str, batch: int, height: int, width: int, tag: str, suffix: str) -> Path:
-        return self.workdir / f"{kind}_b{batch}_{height}x{width}{tag}{suffix}"
+    def artifact(self, fmt: str, batch: int, height: int, width: int, device: str, precision: str) -> Path:
+        """The verified artifact of ``fmt`` for these settings, built on first use.
 
-    def _build(self, path: Path, builder) -> Path:
+        A format that builds one precision only (a float32 ONNX graph) is built in fp32 and the
+        runtime applies the precision; an exporter that runs on one device only builds there.
+        """
+        exporter = exporter_for(fmt)
+        precision = precision if precision in exporter.precisions else "fp32"
+        device = device if device in exporter.devices else exporter.devices[0]
+        path = self.workdir / f"{fmt}_b{batch}_{height}x{width}_{device}_{precision}{exporter.suffix}"
         if not path.exists():
+            options: dict[str, Any] = {}
+            if exporter.source_format is not None:  # e.g. an engine is built from the cached ONNX
+                options["source"] = self.artifact(exporter.source_format, batch, height, width, device, "fp32")
             self.workdir.mkdir(parents=True, exist_ok=True)
             begin = time.perf_counter()
-            builder(path)
+            export_verified(fmt, self.model, path, batch=batch, height=height, width=width, device=device,
+                            precision=precision, log=None, **options)
             self.build_seconds[path.name] = time.perf_counter() - begin
         return path
-
-    def onnx(self, batch: int, height: int, width: int) -> Path:
-        from export.to_onnx import export_onnx
-
-        path = self._path("model", batch, height, width, "", ".onnx")
-        return self._build(path, lambda p: export_onnx(self.model, p, batch=batch, height=height, width=width))
-
-    def torchscript(self, batch: int, height: int, width: int, device: str) -> Path:
-        from export.to_torchscript import export_torchscript
-
-        path = self._path("model", batch, height, width, f"_{device}", ".ts")
-        return self._build(
-            path, lambda p: export_torchscript(self.model, p, batch=batch, height=height, width=width, device=device)
-        )
-
-    def aoti(self, batch: int, height: int, width: int, device: str, precision: str) -> Path:
-        from export.to_aoti import export_aoti
-
-        path = self._path("model", batch, height, width, f"_{device}_{precision}", ".pt2")
-        return self._build(
-            path,
-            lambda p: export_aoti(
-                self.model, p, batch=batch, height=height, width=width, device=device, precision=precision
-            ),
-        )
-
-    def engine(self, batch: int, height: int, width: int, precision: str) -> Path:
-        from export.to_tensorrt import build_engine
-
-        onnx_path = self.onnx(batch, height, width)
-        path = self._path("model", batch, height, width, f"_{precision}", ".engine")
-        return self._build(
-            path,
-            lambda p: build_engine(
-                self.model, p, batch=batch, height=height, width=width, precision=precision, onnx_path=onnx_path
-            ),
-        )
 
     def seconds_for(self, path: Path) -> float | None:
         return self.build_seconds.get(path.name)
@@ -155,27 +146,15 @@ def make_runner(
     if reason:
         raise RuntimeUnavailable(reason)
     cls = runner_class(spec.runtime)
-    common: dict[str, Any] = {"device": spec.device, "precision": spec.precision, "name": spec.label}
-    artifact: Path | None = None
-    if spec.runtime in ("torch", "torch-ref"):
-        runner = cls(cache.model, **common)
-    elif spec.runtime == "compile":
-        runner = cls(cache.model, mode=spec.compile_mode, cuda_graph=spec.cuda_graph, **common)
-    elif spec.runtime == "torchscript":
-        artifact = cache.torchscript(batch, height, width, spec.device)
-        runner = cls(artifact, **common)
-    elif spec.runtime == "ort":
-        artifact = cache.onnx(batch, height, width)
-        runner = cls(artifact, threads=threads, **common)
-    elif spec.runtime == "aoti":
-        artifact = cache.aoti(batch, height, width, spec.device, spec.precision)
-        runner = cls(artifact, **common)
-    elif spec.runtime == "trt":
-        artifact = cache.engine(batch, height, width, spec.precision)
-        runner = cls(artifact, precision=spec.precision, cuda_graph=spec.cuda_graph, name=spec.label)
-    else:  # pragma: no cover - RUNTIMES and this switch are kept in step by test_prepare
-        raise DMPHNError(f"no preparation rule for runtime {spec.runtime!r}")
-    return runner, cache.seconds_for(artifact) if artifact else None
+    if cls.artifact_format in (None, "checkpoint"):
+        source: Any = cache.model
+        build_seconds = None
+    else:
+        source = cache.artifact(cls.artifact_format, batch, height, width, spec.device, spec.precision)
+        build_seconds = cache.seconds_for(source)
+    runner = cls(source, device=spec.device, precision=spec.precision, name=spec.label, threads=threads,
+                 **spec.runner_options)
+    return runner, build_seconds
 
 
 def default_workdir() -> Path:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.machine import machine_info
 from dmphn_core.model import DMPHN, dmphn
 from dmphn_core.reference import PerPatchDMPHN
 

@@ -111,7 +111,8 @@ def measure_peak_flops(device: str, precision: str, seconds: float = 1.0) -> flo
     Used as the denominator of the compute floor (model FLOPs / peak). A datasheet number
     would flatter nobody here; the measured one is what this machine actually sustains.
     """
-    from runtimes.torch_utils import tf32_mode, torch_dtype
+    from dmphn_core.precision import torch_dtype
+    from runtimes.torch_utils import tf32_mode
 
     dtype = torch_dtype(precision)
     if device == "cpu" and dtype == torch.float16:

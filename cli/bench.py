@@ -9,23 +9,24 @@ from typing import Annotated
 import torch
 import typer
 
-from cli.common import fail, new_app, user_errors
-from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import write_text_atomic
-
 from benchmarks.bench import BenchSettings, run_benchmark
 from benchmarks.machine import machine_info
 from benchmarks.parity import run_parity
 from benchmarks.prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
 from benchmarks.report import add_speedups, bench_markdown, parity_markdown, plot_latency, write_csv, write_json
+from cli.common import fail, new_app, user_errors
+from dmphn_core.errors import DMPHNError
+from dmphn_core.fileio import write_text_atomic
+from dmphn_core.precision import PRECISIONS
+from runtimes import runtime_names
 
 bench_app = new_app("Latency of every runtime on the same inputs, side by side.")
 parity_app = new_app("Parity of every runtime against the PyTorch fp32 reference.")
 
 CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="checkpoint (default: the shipped demo model)")]
-RuntimeOpt = Annotated[str, typer.Option("--runtime", "-r", help="comma list of runtimes, or 'all'")]
+RuntimeOpt = Annotated[str, typer.Option("--runtime", "-r", help=f"comma list of {', '.join(runtime_names())}, or 'all'")]
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available)")]
-PrecisionOpt = Annotated[str, typer.Option(help="comma list of fp32, tf32, fp16, bf16")]
+PrecisionOpt = Annotated[str, typer.Option(help=f"comma list of {', '.join(PRECISIONS)}")]
 WorkdirOpt = Annotated[Path | None, typer.Option(help="keep exported artifacts here (default: a temporary folder)")]
 CompileModeOpt = Annotated[str, typer.Option(help="torch.compile mode: default, max-autotune, reduce-overhead")]
 CudaGraphOpt = Annotated[bool, typer.Option("--cuda-graph", help="capture TensorRT / torch.compile runs in a CUDA graph")]

@@ -9,10 +9,10 @@ from typing import Annotated
 import torch
 import typer
 
+from cli.common import new_app, user_errors
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, import_authors_checkpoint, load_checkpoint, save_checkpoint
 from dmphn_core.geometry import LAYOUTS
 from dmphn_core.model import DMPHN, DMPHNConfig
-from cli.common import new_app, user_errors
 
 app = new_app("Inspect DMPHN checkpoints and import the original authors' weights.")
 

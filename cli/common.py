@@ -11,6 +11,8 @@ from typing import TypeVar
 import typer
 
 from dmphn_core.errors import DMPHNError
+from dmphn_core.precision import PRECISIONS
+from runtimes import runtime_names
 
 F = TypeVar("F", bound=Callable)
 
@@ -19,6 +21,15 @@ DEBUG_ENV = "DMPHN_DEBUG"
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 3
+
+
+def runtime_help(default: str) -> str:
+    """``--runtime`` help naming every registered runtime (the registry is the one list)."""
+    return f"runtime key ({', '.join(runtime_names())}) [default: {default}]"
+
+
+def precision_help(default: str) -> str:
+    return f"{', '.join(PRECISIONS)} [default: {default}]"
 
 
 def new_app(help_text: str) -> typer.Typer:

@@ -16,10 +16,11 @@ from typing import Annotated
 import torch
 import typer
 
+from cli.common import new_app, precision_help, runtime_help, user_errors
 from dmphn_core.errors import DMPHNError
 from dmphn_core.imageio import IMAGE_SUFFIXES, list_images, read_image, write_image
-from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer, resolve_runner
-from cli.common import new_app, user_errors
+from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer
+from export.cache import CACHE_ENV, runner_for_model
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-deblur: "))
 
@@ -77,6 +78,54 @@ def plan_outputs(files: list[Path], inputs: list[Path], output: Path | None, suf
     return jobs, folder
 
 
+class ProgressBar:
+    """Images done, tiles done and s/image on a terminal (stderr); nothing when it is not a TTY."""
+
+    def __init__(self, images: int) -> None:
+        self.progress = None
+        if sys.stderr.isatty() and images > 0:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[note]}"), console=Console(stderr=True), transient=True)
+            self.images = self.progress.add_task("images", total=images, note="")
+            self.tile_task = self.progress.add_task("tiles", total=None, note="", visible=False)
+        self.seconds = 0.0
+        self.done = 0
+
+    def __enter__(self) -> "ProgressBar":
+        if self.progress is not None:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def next_image(self, name: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.tile_task, completed=0, total=None, visible=False)
+            self.progress.update(self.images, note=name)
+
+    def tiles(self, done: int, total: int) -> None:
+        if self.progress is not None and total > 1:
+            self.progress.update(self.tile_task, completed=done, total=total, visible=True)
+
+    def image_done(self, seconds: float) -> None:
+        self.done += 1
+        self.seconds += seconds
+        if self.progress is not None:
+            self.progress.update(self.images, advance=1, note=f"{self.seconds / self.done:.2f} s/image")
+
+    def print(self, line: str) -> None:
+        """A result line: through the bar's console on a terminal (so the bar is not torn), else stdout."""
+        if self.progress is not None:
+            self.progress.console.print(line, markup=False, highlight=False)
+        else:
+            print(line)
+
+
 def _report_failure(source: Path, exc: BaseException) -> None:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     # most messages already name the file; say it once
@@ -89,15 +138,16 @@ def deblur(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="output image (one input) or folder [default: deblurred/]")] = None,
     model: Annotated[Path | None, typer.Option(help="checkpoint .pt, TorchScript .ts, .onnx, AOTInductor .pt2 or TensorRT .engine [default: the demo checkpoint]")] = None,
-    runtime: Annotated[str | None, typer.Option(help="runtime key (torch, torch-ref, torchscript, ort, trt, aoti, compile) [default: from the model's suffix]")] = None,
+    runtime: Annotated[str, typer.Option(help=runtime_help("auto: the fastest verified runtime here, for a checkpoint; an artifact's own runtime"))] = "auto",
+    cache: Annotated[Path | None, typer.Option(help=f"folder of cached verified artifacts [default: ${CACHE_ENV} or ~/.cache/dmphn/artifacts]")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    precision: Annotated[str | None, typer.Option(help="fp32, tf32, fp16 or bf16 [default: fp32; an engine's own]")] = None,
+    precision: Annotated[str | None, typer.Option(help=precision_help("fp32; an engine's own"))] = None,
     tile: Annotated[int | None, typer.Option(help="run in tiles of N x N pixels (large frames, little memory)")] = None,
     overlap: Annotated[int, typer.Option(help="pixels shared by neighbouring tiles")] = DEFAULT_OVERLAP,
     suffix: Annotated[str, typer.Option(help="file type of images written into a folder")] = ".png",
 ) -> None:
     """Deblur each image and write it; prints one line per image and a summary."""
-    runner = resolve_runner(model, runtime, device, precision)
+    runner = runner_for_model(model, runtime, device, precision, cache=cache)
     files, failures = collect_inputs(inputs)
     for path, why in failures:
         print(f"error: {path}: {why}", file=sys.stderr)
@@ -109,11 +159,13 @@ def deblur(
     failed = len(failures)
     done = 0
     seconds = 0.0
-    with runner:
+    with runner, ProgressBar(len(jobs)) as bar:
         deblurrer = Deblurrer(runner, tile=tile, overlap=overlap)
+        deblurrer.on_tiles = bar.tiles
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
         for source, destination in jobs:
+            bar.next_image(source.name)
             image = None
             try:
                 image = read_image(source)
@@ -134,7 +186,8 @@ def deblur(
                 continue
             done += 1
             seconds += elapsed
-            print(f"{source} -> {destination} ({image.shape[0]}x{image.shape[1]}, {plan.describe()}, {elapsed:.2f} s)")
+            bar.print(f"{source} -> {destination} ({image.shape[0]}x{image.shape[1]}, {plan.describe()}, {elapsed:.2f} s)")
+            bar.image_done(elapsed)
     per_image = f", {seconds / done:.2f} s per image" if done else ""
     print(f"deblurred {done} of {done + failed} image(s) with {runner.name}{per_image}"
           + (f"; {failed} failed" if failed else "") + (f" -> {folder}" if folder is not None and done else ""))

@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.common import new_app, user_errors
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.data.camera_shake import ShakeSettings, camera_path, shake
 from dmphn_core.errors import DMPHNError
@@ -31,7 +32,6 @@ from dmphn_core.imageio import image_to_tensor, read_image, write_image
 from dmphn_core.inference import deblur_image
 from dmphn_core.metrics import psnr, ssim
 from dmphn_core.samples import photo_path
-from cli.common import new_app, user_errors
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-demo: "))
 console = Console()

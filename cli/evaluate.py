@@ -14,12 +14,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cli.common import new_app, precision_help, runtime_help, user_errors
 from dmphn_core.data.gopro import BLUR_KINDS, find_pairs
 from dmphn_core.errors import DMPHNError
 from dmphn_core.evaluate import evaluate_pairs, render_table, to_markdown, write_json
 from dmphn_core.fileio import write_text_atomic
-from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer, resolve_runner
-from cli.common import new_app, user_errors
+from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer
+from export.cache import CACHE_ENV, runner_for_model
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-eval: "))
 
@@ -42,9 +43,10 @@ def evaluate(
     split: Annotated[str, typer.Option(help="split folder under DATA")] = "test",
     blur_kind: Annotated[str, typer.Option(help=f"blurred folder: {' or '.join(BLUR_KINDS)}")] = "blur_gamma",
     model: Annotated[Path | None, typer.Option(help="checkpoint .pt or exported artifact [default: the demo checkpoint]")] = None,
-    runtime: Annotated[str | None, typer.Option(help="runtime key [default: from the model's suffix]")] = None,
+    runtime: Annotated[str, typer.Option(help=runtime_help("auto: the fastest verified runtime here, for a checkpoint; an artifact's own runtime"))] = "auto",
+    cache: Annotated[Path | None, typer.Option(help=f"folder of cached verified artifacts [default: ${CACHE_ENV} or ~/.cache/dmphn/artifacts]")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    precision: Annotated[str | None, typer.Option(help="fp32, tf32, fp16 or bf16 [default: fp32; an engine's own]")] = None,
+    precision: Annotated[str | None, typer.Option(help=precision_help("fp32; an engine's own"))] = None,
     tile: Annotated[int | None, typer.Option(help="run in tiles of N x N pixels")] = None,
     overlap: Annotated[int, typer.Option(help="pixels shared by neighbouring tiles")] = DEFAULT_OVERLAP,
     limit: Annotated[int | None, typer.Option(help="evaluate the first N pairs only")] = None,
@@ -58,7 +60,7 @@ def evaluate(
     if limit is not None and limit < 1:
         raise DMPHNError(f"--limit must be at least 1, got {limit}")
     pairs = pairs[:limit] if limit else pairs
-    runner = resolve_runner(model, runtime, device, precision)
+    runner = runner_for_model(model, runtime, device, precision, cache=cache)
     console = Console()
     if not console.is_terminal:  # logs and pipes: do not fold the table at rich's default 80 columns
         console = Console(width=160)

@@ -7,22 +7,17 @@ passes is renamed into place. A failed export exits non-zero and leaves nothing 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from cli.common import new_app, user_errors
+from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import atomic_path, write_text_atomic
 from dmphn_core.model import DMPHN
-from runtimes.base import PRECISIONS, Runner
-from runtimes.compare import tolerance_for
-
-from export.verify import VerificationReport, verify_runner
+from dmphn_core.precision import check_precision
+from export.exporter import export_verified, exporter_for
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-export: "))
 
@@ -38,10 +33,6 @@ DynBatchOpt = Annotated[bool, typer.Option("--dynamic-batch/--static-batch", hel
 DynHWOpt = Annotated[bool, typer.Option("--dynamic-hw/--static-hw", help="leave H and W dynamic (multiples of the size block)")]
 
 
-class ExportFailed(DMPHNError):
-    pass
-
-
 def _load(checkpoint: Path | None, height: int, width: int, batch: int) -> DMPHN:
     model = load_checkpoint(checkpoint or DEMO_CHECKPOINT).build_model()
     model.geometry.check_size(height, width)
@@ -50,43 +41,8 @@ def _load(checkpoint: Path | None, height: int, width: int, batch: int) -> DMPHN
     return model
 
 
-def _check_precision(precision: str, allowed: tuple[str, ...] = PRECISIONS) -> None:
-    if precision not in allowed:
-        raise DMPHNError(f"unknown or unsupported precision {precision!r} here; use one of {', '.join(allowed)}")
-
-
-def _default_output(model: DMPHN, batch: int, height: int, width: int, suffix: str, tag: str = "") -> Path:
-    return Path(f"dmphn-{model.geometry.name}_b{batch}_{height}x{width}{tag}{suffix}")
-
-
-def _export_verified(
-    *,
-    kind: str,
-    output: Path,
-    model: DMPHN,
-    build: Callable[[Path], dict[str, Any]],
-    make_runner: Callable[[Path], Runner],
-    precision: str,
-    shapes: list[tuple[int, int, int]],
-    max_abs: float | None,
-    min_psnr: float | None,
-    report: Path | None,
-) -> tuple[dict[str, Any], VerificationReport]:
-    """Build into a temporary file, verify it, and only then move it to ``output``."""
-    tolerance = tolerance_for(precision, max_abs=max_abs, min_psnr_db=min_psnr)
-    with atomic_path(output) as tmp:
-        info = build(tmp)
-        for line in info.pop("log_lines", []):
-            print(line)
-        verification = verify_runner(make_runner(tmp), model, tolerance, shapes)
-        print("\n".join(verification.lines()))
-        if report is not None:
-            write_text_atomic(report, json.dumps({"kind": kind, "artifact": str(output), "export": info,
-                                                  "verification": verification.to_dict()}, indent=2, default=str))
-        if not verification.passed:
-            raise ExportFailed(f"{kind} export failed verification ({tolerance.describe()}); {output} was not written")
-    print(f"wrote {output}")
-    return info, verification
+def _default_output(model: DMPHN, batch: int, height: int, width: int, fmt: str, tag: str = "") -> Path:
+    return Path(f"dmphn-{model.geometry.name}_b{batch}_{height}x{width}{tag}{exporter_for(fmt).suffix}")
 
 
 @app.command()
@@ -102,18 +58,10 @@ def torchscript(
     report: ReportOpt = None,
 ) -> None:
     """TorchScript (torch.jit.trace of the static-shape model), with config as an extra file."""
-    from runtimes.torchscript import TorchScriptRunner
-
-    from export.to_torchscript import export_torchscript
-
     model = _load(checkpoint, height, width, batch)
-    output = output or _default_output(model, batch, height, width, ".ts")
-    _export_verified(
-        kind="torchscript", output=output, model=model, precision="fp32",
-        build=lambda path: export_torchscript(model, path, batch=batch, height=height, width=width, device=device),
-        make_runner=lambda path: TorchScriptRunner(path, device=device),
-        shapes=[(batch, height, width)], max_abs=max_abs, min_psnr=None, report=report,
-    )
+    output = output or _default_output(model, batch, height, width, "torchscript")
+    export_verified("torchscript", model, output, batch=batch, height=height, width=width, device=device,
+                    max_abs=max_abs, report=report)
 
 
 @app.command()
@@ -132,27 +80,17 @@ def onnx(
     report: ReportOpt = None,
 ) -> None:
     """ONNX (opset >= 17), checked by onnx.checker, simplified, verified with ONNX Runtime CPU."""
-    from runtimes.onnxruntime import OnnxRuntimeRunner
-
-    from export.to_onnx import export_onnx
-
     model = _load(checkpoint, height, width, batch)
-    output = output or _default_output(model, batch, height, width, ".onnx")
+    output = output or _default_output(model, batch, height, width, "onnx")
     shapes = [(batch, height, width)]
     if dynamic_batch:
         shapes.append((batch + 1, height, width))
     if dynamic_hw:
         bh, bw = model.geometry.size_block
         shapes.append((batch, height + bh, width + 2 * bw))
-    _export_verified(
-        kind="onnx", output=output, model=model, precision="fp32",
-        build=lambda path: export_onnx(
-            model, path, batch=batch, height=height, width=width, dynamic_batch=dynamic_batch,
-            dynamic_hw=dynamic_hw, opset=opset, simplify=simplify,
-        ),
-        make_runner=lambda path: OnnxRuntimeRunner(path, device="cpu"),
-        shapes=shapes, max_abs=max_abs, min_psnr=None, report=report,
-    )
+    export_verified("onnx", model, output, batch=batch, height=height, width=width, verify_shapes=shapes,
+                    max_abs=max_abs, report=report, dynamic_batch=dynamic_batch, dynamic_hw=dynamic_hw,
+                    opset=opset, simplify=simplify)
 
 
 @app.command()
@@ -173,29 +111,16 @@ def trt(
     report: ReportOpt = None,
 ) -> None:
     """TensorRT engine (+ JSON sidecar) built from ONNX with the TensorRT Python API; needs CUDA + tensorrt."""
-    from runtimes.tensorrt import TensorRTRunner
+    from export.to_tensorrt import check_tensorrt_available
 
-    from dmphn_core.artifact import sidecar_path
-    from export.to_tensorrt import build_engine, check_tensorrt_available
-
-    _check_precision(precision, ("fp32", "tf32", "fp16"))
+    check_precision(precision, exporter_for("tensorrt").precisions, "TensorRT precision")  # named before availability
     check_tensorrt_available()
     model = _load(checkpoint, height, width, batch)
-    output = output or _default_output(model, batch, height, width, ".engine", f"_{precision}")
+    output = output or _default_output(model, batch, height, width, "tensorrt", f"_{precision}")
     shapes = [(batch, height, width)] + ([(max_batch, height, width)] if max_batch and max_batch != batch else [])
-    # The sidecar is written to its own temporary file and renamed right after the engine,
-    # so both appear together after verification, or neither does.
-    with atomic_path(sidecar_path(output)) as sidecar:
-        _export_verified(
-            kind="tensorrt", output=output, model=model, precision=precision,
-            build=lambda path: build_engine(
-                model, path, batch=batch, height=height, width=width, precision=precision, onnx_path=onnx_path,
-                max_batch=max_batch, workspace_gb=workspace_gb, timing_cache=timing_cache, sidecar=sidecar,
-            ),
-            make_runner=lambda path: TensorRTRunner(path, precision=precision, sidecar=sidecar),
-            shapes=shapes, max_abs=max_abs, min_psnr=min_psnr, report=report,
-        )
-    print(f"wrote {sidecar_path(output)}")
+    export_verified("tensorrt", model, output, batch=batch, height=height, width=width, device="cuda",
+                    precision=precision, verify_shapes=shapes, max_abs=max_abs, min_psnr=min_psnr, report=report,
+                    onnx_path=onnx_path, max_batch=max_batch, workspace_gb=workspace_gb, timing_cache=timing_cache)
 
 
 @app.command()
@@ -214,23 +139,13 @@ def aoti(
     report: ReportOpt = None,
 ) -> None:
     """AOTInductor package (.pt2): torch.export + aoti_compile_and_package; loadable from C++."""
-    from runtimes.aoti import AOTIRunner
-
-    from export.to_aoti import export_aoti
-
-    _check_precision(precision, ("fp32", "fp16", "bf16"))
+    check_precision(precision, exporter_for("aoti").precisions, "aoti precision")
     model = _load(checkpoint, height, width, batch)
-    output = output or _default_output(model, batch, height, width, ".pt2", f"_{device}_{precision}")
+    output = output or _default_output(model, batch, height, width, "aoti", f"_{device}_{precision}")
     shapes = [(batch, height, width)] + ([(batch + 1, height, width)] if dynamic_batch else [])
-    _export_verified(
-        kind="aoti", output=output, model=model, precision=precision,
-        build=lambda path: export_aoti(
-            model, path, batch=batch, height=height, width=width, device=device, precision=precision,
-            dynamic_batch=dynamic_batch,
-        ),
-        make_runner=lambda path: AOTIRunner(path, device=device, precision=precision),
-        shapes=shapes, max_abs=max_abs, min_psnr=min_psnr, report=report,
-    )
+    export_verified("aoti", model, output, batch=batch, height=height, width=width, device=device,
+                    precision=precision, verify_shapes=shapes, max_abs=max_abs, min_psnr=min_psnr, report=report,
+                    dynamic_batch=dynamic_batch)
 
 
 @app.command()

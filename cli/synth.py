@@ -13,12 +13,20 @@ from typing import Annotated
 
 import typer
 
+from cli.common import new_app, user_errors
 from dmphn_core.data.camera_shake import (
-    SPLIT_SEED_OFFSETS, SPLITS, ShakeSettings, bundled_sources, check_min_contrast, check_split, folder_sources,
-    settings_record, synthesize, write_provenance,
+    SPLIT_SEED_OFFSETS,
+    SPLITS,
+    ShakeSettings,
+    bundled_sources,
+    check_min_contrast,
+    check_split,
+    folder_sources,
+    settings_record,
+    synthesize,
+    write_provenance,
 )
 from dmphn_core.errors import DMPHNError
-from cli.common import new_app, user_errors
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-synth: "))
 

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from dmphn_core.training import TrainConfig, Trainer, TrainingInterrupted
 from cli.common import fail, new_app, user_errors
+from dmphn_core.training import TrainConfig, Trainer, TrainingInterrupted
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-train: "))
 

@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rich.table import Table
@@ -26,11 +26,8 @@ from .data.gopro import DatasetError, ImagePair
 from .errors import DMPHNError
 from .fileio import write_text_atomic
 from .imageio import read_image
-from .inference import DEFAULT_OVERLAP, Deblurrer
+from .inference import DEFAULT_OVERLAP, Deblurrer, ImageRunner
 from .metrics import psnr, ssim
-
-if TYPE_CHECKING:
-    from runtimes.base import Runner
 
 #: Above this many images the console table shows the summary only (the JSON has them all).
 TABLE_MAX_ROWS = 40
@@ -94,7 +91,7 @@ def summarize(scores: Sequence[PairScore]) -> dict[str, Any]:
 
 
 def evaluate_pairs(
-    runner: Runner | Deblurrer,
+    runner: ImageRunner | Deblurrer,
     pairs: Sequence[ImagePair],
     *,
     tile: int | None = None,
@@ -105,7 +102,7 @@ def evaluate_pairs(
 ) -> dict[str, Any]:
     """Deblur and score ``pairs`` (the first ``limit``) -> ``{"summary": {...}, "images": [...]}``.
 
-    ``runner``: a :class:`runtimes.base.Runner` (activated here if needed) or a ready
+    ``runner``: a runner (:class:`dmphn_core.inference.ImageRunner`, activated here if needed) or a ready
     :class:`~dmphn_core.inference.Deblurrer`. ``dataset`` is copied into the summary (root,
     split, blur kind); ``on_image`` is called after each image (progress).
     """

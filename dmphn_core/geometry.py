@@ -158,12 +158,16 @@ def pad_to_block(x: torch.Tensor, geometry: Geometry) -> tuple[torch.Tensor, tup
     Returns the padded tensor and the original ``(H, W)`` for :func:`crop_to`.
     """
     h, w = x.shape[-2:]
-    ph, pw = geometry.padded_size(h, w)
-    if (ph, pw) == (h, w):
-        return x, (h, w)
-    pad = (0, pw - w, 0, ph - h)
-    mode = "reflect" if (pw - w) < w and (ph - h) < h else "replicate"
-    return F.pad(x, pad, mode=mode), (h, w)
+    return pad_bottom_right(x, *geometry.padded_size(h, w)), (h, w)
+
+
+def pad_bottom_right(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pad (B, C, H, W) on the bottom/right up to ``height x width`` (reflect, or replicate when too small)."""
+    h, w = x.shape[-2:]
+    if (h, w) == (height, width):
+        return x
+    mode = "reflect" if (width - w) < w and (height - h) < h else "replicate"
+    return F.pad(x, (0, width - w, 0, height - h), mode=mode)
 
 
 def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -17,147 +17,43 @@ Two paths, chosen per image by :meth:`Deblurrer.plan`:
   inner borders, and a multi-level model's patch borders fall elsewhere in a tile than in the
   whole image; the overlap hides most of it.
 
-A "model" argument (a path) becomes a runner in :func:`resolve_runner`, by suffix:
-
-* ``.pt``, ``.pth``: DMPHN checkpoint -> runtime ``torch``
-* ``.ts``, ``.torchscript``: TorchScript module -> ``torchscript``
-* ``.onnx``: ONNX model -> ``ort``
-* ``.pt2``: AOTInductor package -> ``aoti``
-* ``.engine``, ``.plan``: TensorRT engine -> ``trt``
-
-A ``.pt`` that is really a TorchScript archive (it holds ``code/`` and ``constants.pkl``) is
-run as TorchScript; ``runtime`` (``--runtime``) overrides the guess.
+The tile maths lives in :mod:`dmphn_core.tiling`; turning a model file into a runner in
+:mod:`runtimes.resolve`. The Deblurrer takes any object with the runner interface
+(:class:`ImageRunner`), so this layer imports nothing above it.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .artifact import is_torchscript_archive, sidecar_path
-from .checkpoint import DEMO_CHECKPOINT, load_checkpoint
-from .errors import DMPHNError, ImageError, RuntimeUnavailable
-from .geometry import LAYOUTS, MAX_LEVELS, Geometry, crop_to, pad_to_block
-
-if TYPE_CHECKING:  # runtimes imports dmphn_core; import it lazily at run time
-    from runtimes.base import Runner
-
-#: Default overlap between neighbouring tiles, in pixels (see the module docstring).
-DEFAULT_OVERLAP = 32
-
-SUFFIX_RUNTIMES = {
-    ".pt": "torch",
-    ".pth": "torch",
-    ".ts": "torchscript",
-    ".torchscript": "torchscript",
-    ".onnx": "ort",
-    ".pt2": "aoti",
-    ".engine": "trt",
-    ".plan": "trt",
-}
-#: Runtimes that run a checkpoint (a module built in Python) rather than an exported artifact.
-CHECKPOINT_RUNTIMES = ("torch", "torch-ref", "compile")
-
-
-def universal_size_block() -> tuple[int, int]:
-    """A block every hierarchy and layout accepts (for artifacts that do not name their model)."""
-    blocks = [Geometry(MAX_LEVELS, layout).size_block for layout in LAYOUTS]
-    return math.lcm(*(b[0] for b in blocks)), math.lcm(*(b[1] for b in blocks))
-
-
-# -- tiling ---------------------------------------------------------------------------
-
-
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of length ``tile`` covering ``size`` (>= tile): the last is flush with the end."""
-    if tile <= 0 or size < tile:
-        raise ValueError(f"tile {tile} must be positive and not larger than size {size}")
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap {overlap} must be in [0, tile={tile})")
-    if size == tile:
-        return [0]
-    step = tile - overlap
-    return list(range(0, size - tile, step)) + [size - tile]
-
-
-def blend_weights(starts: list[int], tile: int) -> list[torch.Tensor]:
-    """One (tile,) weight vector per tile: 1 inside, a linear ramp across each overlap with a neighbour.
-
-    The ramp spans the whole overlap (which is wider for the last, flush tile), runs from
-    ``0.5/L`` at the tile's edge to ``1 - 0.5/L``, and never reaches 0, so every pixel has a
-    positive total weight. Edges on the image border get no ramp.
-    """
-    weights = []
-    for index, start in enumerate(starts):
-        weight = torch.ones(tile)
-        if index > 0:
-            overlap = starts[index - 1] + tile - start
-            if overlap > 0:
-                weight[:overlap] = torch.minimum(weight[:overlap], (torch.arange(overlap) + 0.5) / overlap)
-        if index < len(starts) - 1:
-            overlap = start + tile - starts[index + 1]
-            if overlap > 0:
-                ramp = ((torch.arange(overlap) + 0.5) / overlap).flip(0)
-                weight[tile - overlap :] = torch.minimum(weight[tile - overlap :], ramp)
-        weights.append(weight)
-    return weights
-
-
-@dataclass(frozen=True)
-class TilePlan:
-    """How one image of ``image_hw`` is run: tiles of ``tile_hw`` at ``rows`` x ``cols`` offsets.
-
-    ``padded_hw`` is the size the image is padded to first (bottom/right): a multiple of the
-    size block, and at least one tile. Offsets and overlaps are block multiples.
-    """
-
-    image_hw: tuple[int, int]
-    padded_hw: tuple[int, int]
-    tile_hw: tuple[int, int]
-    overlap_hw: tuple[int, int]
-    rows: tuple[int, ...]
-    cols: tuple[int, ...]
-
-    @property
-    def count(self) -> int:
-        return len(self.rows) * len(self.cols)
-
-    @property
-    def is_whole(self) -> bool:
-        return self.count == 1
-
-    def describe(self) -> str:
-        if self.is_whole:
-            return f"whole {self.padded_hw[0]}x{self.padded_hw[1]}"
-        return f"{self.count} tiles of {self.tile_hw[0]}x{self.tile_hw[1]} (overlap {self.overlap_hw[0]}x{self.overlap_hw[1]})"
-
-
-def _round_up(value: int, block: int) -> int:
-    return -(-value // block) * block
-
-
-def _pad_bottom_right(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Pad (B, C, H, W) up to ``height x width``; reflect where the image is large enough (as pad_to_block)."""
-    h, w = x.shape[-2:]
-    if (h, w) == (height, width):
-        return x
-    mode = "reflect" if (width - w) < w and (height - h) < h else "replicate"
-    return F.pad(x, (0, width - w, 0, height - h), mode=mode)
-
+from .errors import DMPHNError, ImageError
+from .geometry import Geometry, crop_to, pad_bottom_right, pad_to_block
+from .model import DMPHNConfig
+from .tiling import DEFAULT_OVERLAP, TilePlan, blend_weights, plan_tiles, universal_size_block
 
 # -- the deblurrer --------------------------------------------------------------------
 
 
+class ImageRunner(Protocol):
+    """What the Deblurrer needs of a runner (:class:`runtimes.base.Runner` has it all)."""
+
+    name: str
+    device: str
+    precision: str
+    input_shape: tuple[int | None, ...] | None
+    model_config: DMPHNConfig | None
+
+    def activate(self) -> None: ...
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
 class Deblurrer:
-    """Run a :class:`runtimes.base.Runner` on whole images of any size.
+    """Run a runner (:class:`ImageRunner`) on whole images of any size.
 
     ``tile``: square tile side in pixels (rounded up to the size block) to bound memory;
     None runs the whole image unless the runner's artifact has a fixed H/W, which then sets
@@ -167,7 +63,7 @@ class Deblurrer:
     The runner is activated here if it is not yet; the caller deactivates it (``with runner:``).
     """
 
-    def __init__(self, runner: Runner, *, tile: int | None = None, overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1) -> None:
+    def __init__(self, runner: ImageRunner, *, tile: int | None = None, overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1) -> None:
         if tile is not None and tile < 1:
             raise DMPHNError(f"tile must be a positive number of pixels, got {tile}")
         if overlap < 0:
@@ -178,6 +74,8 @@ class Deblurrer:
         self.tile = tile
         self.overlap = overlap
         self.tile_batch = tile_batch
+        #: called as ``on_tiles(done, total)`` after each batch of tiles (progress bars); None: silent
+        self.on_tiles: Callable[[int, int], None] | None = None
         runner.activate()
 
     # -- geometry ----------------------------------------------------------------------
@@ -209,27 +107,8 @@ class Deblurrer:
         """The tiles an image of ``height x width`` is run as (one tile = the whole padded image)."""
         if height < 1 or width < 1:
             raise ImageError(f"image is empty ({height}x{width})")
-        tile_hw, padded_hw, overlap_hw = [], [], []
-        for size, fixed, block in zip((height, width), self.fixed_hw, self.size_block):
-            if fixed is not None:
-                # an artifact's shape is a multiple of its model's block; an unnamed model's
-                # block (the universal one may be larger) must divide it
-                block = math.gcd(block, fixed)
-                tile = fixed
-            block_padded = _round_up(size, block)
-            if fixed is None:
-                tile = min(_round_up(self.tile, block), block_padded) if self.tile is not None else block_padded
-            padded = max(block_padded, tile)
-            # Tiles start on block multiples, so each one sees the same stride-4 sampling grid
-            # as the whole image (an odd offset changes every output pixel of the tile). The
-            # overlap is a block multiple, at most half a tile, so the step stays positive.
-            overlap = min(_round_up(self.overlap, block), tile // 2 // block * block) if padded > tile else 0
-            tile_hw.append(tile)
-            padded_hw.append(padded)
-            overlap_hw.append(overlap)
-        rows = tile_starts(padded_hw[0], tile_hw[0], overlap_hw[0])
-        cols = tile_starts(padded_hw[1], tile_hw[1], overlap_hw[1])
-        return TilePlan((height, width), tuple(padded_hw), tuple(tile_hw), tuple(overlap_hw), tuple(rows), tuple(cols))
+        return plan_tiles(height, width, size_block=self.size_block, fixed_hw=self.fixed_hw, tile=self.tile,
+                          overlap=self.overlap)
 
     # -- running -----------------------------------------------------------------------
     def deblur(self, image: np.ndarray, *, clamp: bool = True) -> np.ndarray:
@@ -260,7 +139,7 @@ class Deblurrer:
         return self._run_tiles(x, plan)  # also one tile of an unnamed artifact: padded the same way
 
     def _run_tiles(self, x: torch.Tensor, plan: TilePlan) -> torch.Tensor:
-        padded = _pad_bottom_right(x, *plan.padded_hw)
+        padded = pad_bottom_right(x, *plan.padded_hw)
         th, tw = plan.tile_hw
         row_weights = blend_weights(list(plan.rows), th)
         col_weights = blend_weights(list(plan.cols), tw)
@@ -276,6 +155,8 @@ class Deblurrer:
                 window = (..., slice(plan.rows[i], plan.rows[i] + th), slice(plan.cols[j], plan.cols[j] + tw))
                 output[window] += result * weight
                 total[window] += weight
+            if self.on_tiles is not None:
+                self.on_tiles(begin + len(batch_spots), len(spots))
         return crop_to(output / total, plan.image_hw)
 
     def _run(self, tiles: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -306,94 +187,10 @@ def _check_image(image: np.ndarray) -> None:
         raise ImageError("image holds NaN or Inf")
 
 
-def deblur_image(runner: Runner, image: np.ndarray, *, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+def deblur_image(runner: ImageRunner, image: np.ndarray, *, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
                  clamp: bool = True) -> np.ndarray:
     """One-shot :meth:`Deblurrer.deblur`: (H, W, 3) float in [0, 1] -> (H, W, 3) float32."""
     return Deblurrer(runner, tile=tile, overlap=overlap).deblur(image, clamp=clamp)
 
 
-# -- model argument -> runner ---------------------------------------------------------
-
-
-def runtime_for_path(path: str | os.PathLike) -> str:
-    """The runtime key a model file runs with, from its suffix (see the module docstring)."""
-    path = Path(path)
-    runtime = SUFFIX_RUNTIMES.get(path.suffix.lower())
-    if runtime is None:
-        raise DMPHNError(
-            f"cannot tell what kind of model {path} is from its suffix {path.suffix!r}; use one of "
-            f"{', '.join(SUFFIX_RUNTIMES)} or name the runtime (--runtime)"
-        )
-    if runtime == "torch" and is_torchscript_archive(path):
-        return "torchscript"
-    return runtime
-
-
-def default_device(runtime: str | None = None) -> str:
-    if runtime == "trt":
-        return "cuda"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _engine_precision(path: Path) -> str:
-    """The precision recorded in a TensorRT engine's JSON sidecar (fp16 when there is none)."""
-    sidecar = sidecar_path(path)
-    try:
-        return json.loads(sidecar.read_text()).get("precision", "fp16")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return "fp16"
-
-
-def resolve_runner(
-    model: str | os.PathLike | None = None,
-    runtime: str | None = None,
-    device: str | None = None,
-    precision: str | None = None,
-    *,
-    threads: int | None = None,
-) -> Runner:
-    """A ready-to-activate runner for a model file (None: the shipped demo checkpoint).
-
-    ``runtime`` overrides the guess from the suffix; ``device`` None/"auto" picks CUDA when
-    there is one; ``precision`` None means fp32 (a TensorRT engine: the one it was built in).
-    """
-    from runtimes import RUNTIMES, runner_class
-
-    if model is None:
-        if not DEMO_CHECKPOINT.is_file():
-            raise DMPHNError(
-                f"no model given and the demo checkpoint is missing ({DEMO_CHECKPOINT}); pass --model with a "
-                f"checkpoint (.pt) from dmphn-train or an exported artifact (.ts, .onnx, .pt2, .engine)"
-            )
-        path = DEMO_CHECKPOINT
-    else:
-        path = Path(model)
-    if not path.exists():
-        raise DMPHNError(f"model not found: {path}")
-    if path.is_dir():
-        raise DMPHNError(f"model path is a folder, not a file: {path}")
-    if runtime is not None and runtime not in RUNTIMES:
-        raise DMPHNError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
-    runtime = runtime or runtime_for_path(path)
-    precision = precision or (_engine_precision(path) if runtime == "trt" else "fp32")
-    cls = runner_class(runtime)
-    if device in (None, "auto"):
-        device = default_device(runtime)
-        if device == "cuda" and runtime != "trt" and cls.unavailable_reason(device, precision):
-            device = "cpu"  # e.g. a CPU-only onnxruntime on a GPU host: "auto" means "what works"
-    reason = cls.unavailable_reason(device, precision)
-    if reason:
-        raise RuntimeUnavailable(f"runtime {runtime} cannot run on {device}/{precision}: {reason}")
-    if runtime in CHECKPOINT_RUNTIMES:
-        # load now: a bad checkpoint is reported before any image is read
-        checkpoint = load_checkpoint(path)
-        return cls(checkpoint.build_model, device=device, precision=precision)
-    if runtime == "ort":
-        return cls(path, device=device, precision=precision, threads=threads)
-    return cls(path, device=device, precision=precision)
-
-
-__all__ = [
-    "DEFAULT_OVERLAP", "Deblurrer", "TilePlan", "blend_weights", "deblur_image", "default_device",
-    "is_torchscript_archive", "resolve_runner", "runtime_for_path", "tile_starts", "universal_size_block",
-]
+__all__ = ["DEFAULT_OVERLAP", "Deblurrer", "ImageRunner", "TilePlan", "deblur_image"]

@@ -11,9 +11,8 @@ not clamped (training needs the gradient); clamp when writing images.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn

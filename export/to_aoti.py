@@ -24,14 +24,16 @@ from typing import Any
 
 import torch
 
+from dmphn_core.artifact import METADATA_KEY, artifact_metadata, metadata_json
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import atomic_path
 from dmphn_core.model import DMPHN
-from runtimes.torch_utils import Float32IO, torch_dtype
+from dmphn_core.precision import check_precision, torch_dtype
+from runtimes.aoti import AOTIRunner
+from runtimes.torch_utils import Float32IO
 
-from dmphn_core.artifact import METADATA_KEY, artifact_metadata, metadata_json
+from .exporter import Exporter
 
-AOTI_PRECISIONS = ("fp32", "fp16", "bf16")
 MAX_DYNAMIC_BATCH = 64
 
 
@@ -48,8 +50,7 @@ def export_aoti(
 ) -> dict[str, Any]:
     """Export and compile ``model`` for (batch, 3, height, width) on ``device`` into ``path``."""
     model.geometry.check_size(height, width)
-    if precision not in AOTI_PRECISIONS:
-        raise DMPHNError(f"AOTInductor precision must be one of {', '.join(AOTI_PRECISIONS)}, got {precision!r}")
+    check_precision(precision, AOTIRunner.precisions, "AOTInductor precision")
     if device not in ("cpu", "cuda"):
         raise DMPHNError(f"unknown device {device!r}; use cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
@@ -97,3 +98,6 @@ def export_aoti(
             f"Inductor compile {compile_seconds:.1f}s, {size / 2**20:.1f} MiB; metadata key {METADATA_KEY}"
         ],
     }
+
+
+EXPORTER = Exporter(format="aoti", runtime="aoti", suffix=".pt2", precisions=AOTIRunner.precisions, build=export_aoti)

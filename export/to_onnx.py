@@ -27,11 +27,12 @@ import numpy as np
 import onnx
 import torch
 
+from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, artifact_metadata, metadata_json
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_bytes_atomic
 from dmphn_core.model import DMPHN
 
-from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, artifact_metadata, metadata_json
+from .exporter import Exporter
 
 MIN_OPSET = 17
 DEFAULT_OPSET = 18
@@ -281,3 +282,11 @@ def read_onnx_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
         if prop.key == METADATA_KEY:
             return json.loads(prop.value)
     return None
+
+
+def _build(model: DMPHN, path: Path, *, batch: int, height: int, width: int, device: str, precision: str,
+           **options: Any) -> dict[str, Any]:
+    return export_onnx(model, path, batch=batch, height=height, width=width, **options)  # a float32 graph, traced on CPU
+
+
+EXPORTER = Exporter(format="onnx", runtime="ort", suffix=".onnx", precisions=("fp32",), devices=("cpu",), build=_build)

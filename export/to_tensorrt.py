@@ -27,13 +27,15 @@ import numpy as np
 import onnx
 import torch
 
+from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, artifact_metadata, sidecar_path
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.fileio import write_bytes_atomic, write_text_atomic
 from dmphn_core.model import DMPHN
+from dmphn_core.precision import check_precision
+from runtimes.tensorrt import TensorRTRunner
 
-from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, artifact_metadata, sidecar_path
+from .exporter import Exporter
 
-ENGINE_PRECISIONS = ("fp32", "tf32", "fp16")
 FP16_MAX = 65504.0
 #: Pin a node to fp32 once |x| passes half the fp16 range: deployment inputs differ from
 #: the calibration inputs, so a node that reaches 40000 here may overflow on a real photo.
@@ -233,8 +235,7 @@ def build_engine(
     ``timing_cache``: read if it exists, written back (atomically) after the build.
     Returns the build info; ``log_lines`` is what the CLI prints.
     """
-    if precision not in ENGINE_PRECISIONS:
-        raise DMPHNError(f"unknown TensorRT precision {precision!r}; use one of {', '.join(ENGINE_PRECISIONS)}")
+    check_precision(precision, TensorRTRunner.precisions, "TensorRT precision")
     if max_batch is not None and max_batch < batch:
         raise DMPHNError(f"--max-batch ({max_batch}) must be at least --batch ({batch})")
     if workspace_gb <= 0:
@@ -349,3 +350,13 @@ def _build(trt, model, path, onnx_file, *, batch, height, width, precision, max_
         "  sidecar: JSON (TensorRT version, GPU, precision, shapes, metadata) written beside the engine",
     ]
     return info
+
+
+def _build(model: DMPHN, path: Path, *, batch: int, height: int, width: int, device: str, precision: str,
+           source: str | os.PathLike | None = None, **options: Any) -> dict[str, Any]:
+    options.setdefault("onnx_path", source)
+    return build_engine(model, path, batch=batch, height=height, width=width, precision=precision, **options)
+
+
+EXPORTER = Exporter(format="tensorrt", runtime="trt", suffix=".engine", precisions=TensorRTRunner.precisions,
+                    devices=("cuda",), build=_build, companions=lambda path: [sidecar_path(path)], source_format="onnx")

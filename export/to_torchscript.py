@@ -19,11 +19,12 @@ from typing import Any
 
 import torch
 
+from dmphn_core.artifact import METADATA_KEY, artifact_metadata, metadata_json
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import atomic_path
 from dmphn_core.model import DMPHN
 
-from dmphn_core.artifact import METADATA_KEY, artifact_metadata, metadata_json
+from .exporter import Exporter
 
 
 def export_torchscript(
@@ -63,3 +64,11 @@ def export_torchscript(
             f"{size / 2**20:.1f} MiB; metadata in extra file {METADATA_KEY}"
         ],
     }
+
+
+def _build(model: DMPHN, path: Path, *, batch: int, height: int, width: int, device: str, precision: str,
+           **options: Any) -> dict[str, Any]:
+    return export_torchscript(model, path, batch=batch, height=height, width=width, device=device, **options)
+
+
+EXPORTER = Exporter(format="torchscript", runtime="torchscript", suffix=".ts", precisions=("fp32",), build=_build)

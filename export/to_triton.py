@@ -38,10 +38,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHN
-
-from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME
 
 BACKENDS = {"onnx": ("onnxruntime_onnx", "model.onnx"), "trt": ("tensorrt_plan", "model.plan")}
 KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}

@@ -15,7 +15,8 @@ from torch import nn
 
 from dmphn_core.samples import sample_photo
 from runtimes.base import Runner
-from runtimes.compare import Comparison, Tolerance, compare_outputs
+from runtimes.compare import Comparison, Tolerance, run_and_compare
+from runtimes.torch_eager import TorchRunner
 from runtimes.torch_utils import tf32_mode
 
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png")
@@ -78,10 +79,13 @@ def verify_runner(
 ) -> VerificationReport:
     """Run ``runner`` at each ``(batch, height, width)``; it is activated and deactivated here."""
     report = VerificationReport(runner=runner.describe(), tolerance=tolerance.describe())
-    reference_device = "cuda" if runner.device == "cuda" else "cpu"
+    inputs = [case for batch, height, width in shapes for case in verification_inputs(batch, height, width, seed)]
     with runner:
-        for batch, height, width in shapes:
-            for label, x in verification_inputs(batch, height, width, seed):
-                expected = reference_output(model, x, reference_device)
-                report.add(label, x.shape, compare_outputs(runner.infer(x), expected, tolerance))
+        for result in run_and_compare([runner], inputs, reference_runner(model), tolerance=tolerance):
+            report.add(result.input, result.shape, result.comparison)
     return report
+
+
+def reference_runner(model: nn.Module):
+    """``device -> runner`` of the truth every export is judged by: the eager model in fp32 (TF32 off)."""
+    return lambda device: TorchRunner(model, device=device, precision="fp32", name="reference")

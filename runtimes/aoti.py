@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
+from dmphn_core.artifact import METADATA_KEY
 from dmphn_core.errors import DMPHNError
 from dmphn_core.model import DMPHNConfig
-from dmphn_core.artifact import METADATA_KEY
 
 from .base import Runner, require_cuda
 
@@ -21,9 +21,16 @@ class AOTIRunner(Runner):
     """Loads a compiled package; ``device`` and ``precision`` must be those it was built for."""
 
     runtime = "aoti"
+    artifact_format = "aoti"
+    precisions = ("fp32", "fp16", "bf16")
+    precision_note = "packages are built in fp32, fp16 or bf16; TF32 is not a package option"
+    rank = 5
 
-    def __init__(self, path: str | os.PathLike, *, device: str = "cpu", precision: str = "fp32", name: str | None = None) -> None:
-        super().__init__(device=device, precision=precision, name=name)
+    def __init__(
+        self, path: str | os.PathLike, *, device: str = "cpu", precision: str = "fp32", name: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        super().__init__(device=device, precision=precision, name=name, threads=threads)
         self.path = Path(path)
         self.package = None
         self.metadata: dict[str, Any] | None = None
@@ -36,8 +43,6 @@ class AOTIRunner(Runner):
             return reason
         if not hasattr(torch, "_inductor") or not hasattr(torch._inductor, "aoti_load_package"):
             return f"torch {torch.__version__} has no AOTInductor packaging (needs torch >= 2.6)"
-        if precision == "tf32":
-            return "AOTInductor packages are built in fp32, fp16 or bf16; TF32 is not a package option"
         if device == "cpu" and precision == "fp16":
             return "fp16 on the CPU has no fast kernels in Inductor; use bf16 or fp32 on the CPU"
         return None

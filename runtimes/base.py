@@ -22,19 +22,43 @@ import torch
 
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHNConfig
+from dmphn_core.precision import PRECISIONS
 
 DEVICES = ("cpu", "cuda")
-#: Precisions a runner may declare. ``tf32`` is fp32 storage with TF32 matrix units (CUDA).
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 
 
 class Runner(abc.ABC):
-    """Base class: subclasses implement ``_activate``, ``_infer`` and ``_deactivate``."""
+    """Base class: subclasses implement ``_activate``, ``_infer`` and ``_deactivate``.
+
+    Each subclass declares its vocabulary as class attributes; the registry
+    (:mod:`runtimes.registry`) is built from them, so a new runtime is one new file.
+    """
 
     #: registry key (``dmphn-bench --runtime KEY``)
     runtime: ClassVar[str] = ""
+    #: the artifact format it loads (:data:`dmphn_core.artifact.FORMATS`); None: it runs a
+    #: checkpoint or an nn.Module built in Python
+    artifact_format: ClassVar[str | None] = None
+    #: where it can run, and in which precisions (:data:`dmphn_core.precision.PRECISIONS`)
+    devices: ClassVar[tuple[str, ...]] = DEVICES
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: why the precisions it lacks are missing, appended to the generic reason
+    precision_note: ClassVar[str] = ""
+    #: the device it runs on when asked for none ("auto": CUDA when torch sees one)
+    default_device: ClassVar[str] = "auto"
+    #: whether a file of ``artifact_format`` runs with this runtime when none is named
+    default_for_format: ClassVar[bool] = True
+    #: position in reports and in ``--runtime all`` (lower first)
+    rank: ClassVar[int] = 100
+    #: place among the fast fp32-faithful paths that ``--runtime auto`` tries, per device (lower
+    #: first, from this project's benchmarks); a device missing here is never picked automatically
+    auto_rank: ClassVar[dict[str, int]] = {}
+    #: keyword options of the constructor a benchmark spec may set (``mode``, ``cuda_graph``)
+    options: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, device: str = "cpu", precision: str = "fp32", name: str | None = None) -> None:
+    def __init__(
+        self, *, device: str = "cpu", precision: str = "fp32", name: str | None = None, threads: int | None = None
+    ) -> None:
         if device not in DEVICES:
             raise DMPHNError(f"unknown device {device!r}; use one of {DEVICES}")
         if precision not in PRECISIONS:
@@ -42,6 +66,8 @@ class Runner(abc.ABC):
         self.device = device
         self.precision = precision
         self.name = name or f"{self.runtime}-{device}-{precision}"
+        #: CPU threads for runtimes that own a thread pool (None: the runtime's default)
+        self.threads = threads
         self.is_active = False
         #: (B, 3, H, W) the loaded artifact accepts; None where any valid shape goes.
         #: Entries may be None for dynamic axes. Set by ``_activate`` when known.
@@ -55,13 +81,28 @@ class Runner(abc.ABC):
         """Why this runtime cannot run here with these settings; None when it can.
 
         Subclasses add their own checks (package installed, precision supported) and call
-        this for the common ones. Cheap: it must not load models or create sessions.
+        this for the common ones (the declared devices and precisions among them). Cheap: it
+        must not load models or create sessions.
         """
+        if device not in cls.devices:
+            return f"{cls.runtime} runs on {' and '.join(cls.devices)} only, not {device}"
         if device == "cuda" and not torch.cuda.is_available():
             return "no CUDA device here (torch.cuda.is_available() is False)"
         if precision == "tf32" and device != "cuda":
             return "TF32 is a mode of NVIDIA GPUs; it does not exist on the CPU"
+        if precision not in cls.precisions:
+            note = f" ({cls.precision_note})" if cls.precision_note else ""
+            return f"{cls.runtime} offers {', '.join(cls.precisions)}, not {precision}{note}"
         return None
+
+    @classmethod
+    def resolve_device(cls, device: str | None) -> str:
+        """``device`` itself, or for None/"auto" the class default (CUDA when there is one)."""
+        if device not in (None, "auto"):
+            return device
+        if cls.default_device != "auto":
+            return cls.default_device
+        return "cuda" if torch.cuda.is_available() and "cuda" in cls.devices else "cpu"
 
     # -- lifecycle -------------------------------------------------------------------
     def activate(self) -> None:

@@ -1,51 +1,23 @@
 """Comparator: how far a runtime's output is from the PyTorch fp32 reference.
 
 Kept apart from the runners (as in Polygraphy): runners produce arrays, this judges them.
-The tolerance for each precision lives here and nowhere else.
+Tolerances per precision come from :mod:`dmphn_core.precision`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from dmphn_core.errors import DMPHNError
+from dmphn_core.precision import Tolerance, tolerance_for
 
-@dataclass(frozen=True)
-class Tolerance:
-    """Pass when every given bound holds (and the output is finite)."""
-
-    max_abs: float | None = None
-    min_psnr_db: float | None = None
-
-    def describe(self) -> str:
-        parts = []
-        if self.max_abs is not None:
-            parts.append(f"max_abs<={self.max_abs:g}")
-        if self.min_psnr_db is not None:
-            parts.append(f"psnr>={self.min_psnr_db:g}dB")
-        return " and ".join(parts) or "finite"
-
-
-#: fp32 must agree to float rounding; reduced precisions are judged by PSNR (dB, range 1)
-#: between outputs. bf16 keeps 8 mantissa bits against fp16's 11, hence its lower bar.
-DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance(max_abs=1e-4),
-    "tf32": Tolerance(min_psnr_db=45.0),
-    "fp16": Tolerance(min_psnr_db=45.0),
-    "bf16": Tolerance(min_psnr_db=35.0),
-}
-
-
-def tolerance_for(precision: str, *, max_abs: float | None = None, min_psnr_db: float | None = None) -> Tolerance:
-    """The default tolerance of ``precision``, with any bound given here replacing its default."""
-    base = DEFAULT_TOLERANCES[precision]
-    return Tolerance(
-        max_abs=max_abs if max_abs is not None else base.max_abs,
-        min_psnr_db=min_psnr_db if min_psnr_db is not None else base.min_psnr_db,
-    )
+from .base import Runner
 
 
 @dataclass(frozen=True)
@@ -102,3 +74,85 @@ def compare_outputs(
         tolerance.min_psnr_db is None or comparison.psnr_db >= tolerance.min_psnr_db
     )
     return Comparison(**{**asdict(comparison), "passed": passed})
+
+
+# -- running runners side by side (Polygraphy's Comparator.run + compare_accuracy) -------------
+
+
+@dataclass
+class CaseResult:
+    """One runner on one input: its comparison with the reference, or why it could not run."""
+
+    runner: dict[str, Any]
+    input: str
+    shape: tuple[int, ...]
+    comparison: Comparison | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.comparison is None:
+            return "error"
+        return "pass" if self.comparison.passed else "fail"
+
+    def to_dict(self) -> dict[str, Any]:
+        case = {"input": self.input, "shape": list(self.shape), "status": self.status}
+        if self.comparison is not None:
+            case.update(self.comparison.to_dict())
+        if self.error is not None:
+            case["reason"] = self.error
+        return case
+
+
+def first_line(exc: BaseException) -> str:
+    """``exc`` as one line: its own message for toolkit errors, else ``Type: message``."""
+    message = (str(exc).strip().splitlines() or [""])[0]
+    return message if isinstance(exc, DMPHNError) else f"{type(exc).__name__}: {message}"
+
+
+def run_and_compare(
+    runners: Iterable[Runner],
+    inputs: Sequence[tuple[str, np.ndarray]],
+    reference: Callable[[str], Runner],
+    *,
+    tolerance: Tolerance | None = None,
+    record_errors: bool = False,
+    progress: Callable[[str], None] | None = None,
+    expected: dict[str, list[np.ndarray]] | None = None,
+) -> list[CaseResult]:
+    """Run every runner on every ``(label, (B, 3, H, W) array)`` input and compare with the reference.
+
+    ``reference(device)`` makes the runner whose outputs are the truth on that device (e.g. the
+    eager fp32 model); it runs once per device, whatever the number of runners. ``tolerance``
+    None judges each runner by its precision's default. A runner that raises ends its own row
+    as an ``error`` result when ``record_errors`` (one broken runtime must not hide the others),
+    else the exception propagates. Runners not yet active are activated and deactivated here.
+    ``expected``: reference outputs per device, filled here and reusable by the next call on the
+    same inputs (so a matrix of runtimes runs the reference once).
+    """
+    expected = {} if expected is None else expected
+    results: list[CaseResult] = []
+    for runner in runners:
+        if runner.device not in expected:
+            with reference(runner.device) as truth:
+                expected[runner.device] = [np.asarray(truth.infer(x)) for _, x in inputs]
+        judge = tolerance or tolerance_for(runner.precision)
+        was_active = runner.is_active
+        try:
+            runner.activate()
+            outputs = [runner.infer(x) for _, x in inputs]
+        except Exception as exc:  # noqa: BLE001 - reported per runner when record_errors
+            if not record_errors:
+                raise
+            results.append(CaseResult(runner.describe(), "-", (), error=first_line(exc)))
+            if progress:
+                progress(f"error {runner.name}: {results[-1].error}")
+            continue
+        finally:
+            if not was_active:
+                runner.deactivate()
+        for (label, x), output, truth in zip(inputs, outputs, expected[runner.device]):
+            results.append(CaseResult(runner.describe(), label, tuple(x.shape), compare_outputs(output, truth, judge)))
+            if progress:
+                progress(f"      {label}: {results[-1].comparison.summary()}")
+    return results

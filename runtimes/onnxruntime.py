@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHNConfig
-from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 
 from .base import Runner, require_cuda
 
@@ -54,6 +54,11 @@ class OnnxRuntimeRunner(Runner):
     """Runs a .onnx file written by :func:`export.to_onnx.export_onnx` (or any with the same I/O)."""
 
     runtime = "ort"
+    artifact_format = "onnx"
+    precisions = ("fp32", "tf32", "fp16")
+    precision_note = "the exported graph is float32"
+    rank = 3
+    auto_rank = {"cpu": 2, "cuda": 2}  # 720p CPU: 1.60x the per-patch eager (benchmarks/results)
 
     def __init__(
         self,
@@ -70,10 +75,10 @@ class OnnxRuntimeRunner(Runner):
             raise DMPHNError(f"unknown ONNX Runtime provider {provider!r}; use one of {', '.join(PROVIDERS)}")
         if (provider == "cpu") != (device == "cpu"):
             raise DMPHNError(f"provider {provider!r} does not run on device {device!r}")
-        super().__init__(device=device, precision=precision, name=name or f"ort[{provider}]-{device}-{precision}")
+        super().__init__(device=device, precision=precision, name=name or f"ort[{provider}]-{device}-{precision}",
+                         threads=threads)
         self.path = Path(path)
         self.provider = provider
-        self.threads = threads
         self.session = None
         self.metadata: dict[str, Any] | None = None
 
@@ -86,8 +91,6 @@ class OnnxRuntimeRunner(Runner):
         if not available:
             return "onnxruntime is not installed (pip install onnxruntime, or onnxruntime-gpu on CUDA hosts)"
         provider = provider or default_provider(device, precision)
-        if precision == "bf16":
-            return "ONNX Runtime runner has no bf16 mode (the exported graph is float32)"
         if device == "cpu" and precision != "fp32":
             return f"ONNX Runtime on the CPU runs the float32 graph only, not {precision}"
         if provider == "cuda" and precision == "fp16":

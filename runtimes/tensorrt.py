@@ -21,20 +21,26 @@ from typing import Any
 
 import torch
 
+from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, sidecar_path
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHNConfig
-from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, sidecar_path
 
 from .base import Runner, require_cuda
 from .cuda_graph import CudaGraphCache
-
-ENGINE_PRECISIONS = ("fp32", "tf32", "fp16")
 
 
 class TensorRTRunner(Runner):
     """Runs a serialized TensorRT engine; ``precision`` must match the one it was built with."""
 
     runtime = "trt"
+    artifact_format = "tensorrt"
+    devices = ("cuda",)
+    default_device = "cuda"
+    precisions = ("fp32", "tf32", "fp16")
+    precision_note = "engines here are built in fp32, tf32 or fp16"
+    rank = 4
+    auto_rank = {"cuda": 1}
+    options = ("cuda_graph",)
 
     def __init__(
         self,
@@ -45,6 +51,7 @@ class TensorRTRunner(Runner):
         name: str | None = None,
         sidecar: str | os.PathLike | None = None,
         device: str = "cuda",
+        threads: int | None = None,
     ) -> None:
         if device != "cuda":
             raise DMPHNError(f"TensorRT engines run on CUDA only, not {device!r}")
@@ -63,8 +70,6 @@ class TensorRTRunner(Runner):
         reason = super().unavailable_reason(device, precision)
         if reason:
             return reason
-        if precision not in ENGINE_PRECISIONS:
-            return f"TensorRT engines here are built in {', '.join(ENGINE_PRECISIONS)}, not {precision}"
         if importlib.util.find_spec("tensorrt") is None:
             return "the `tensorrt` Python package is not installed (pip install tensorrt on a CUDA host)"
         return None

@@ -16,17 +16,23 @@ from typing import Any
 import torch
 
 from dmphn_core.errors import DMPHNError
+from dmphn_core.precision import torch_dtype
 
 from .base import Runner, require_cuda
 from .cuda_graph import CudaGraphCache
 from .torch_eager import ModelSource, _resolve_model
-from .torch_utils import Float32IO, tf32_mode, torch_dtype
+from .torch_utils import Float32IO, tf32_mode
 
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
 
 
 class TorchCompileRunner(Runner):
     runtime = "compile"
+    artifact_format = "checkpoint"
+    default_for_format = False  # a checkpoint file runs with "torch" unless asked
+    precisions = ("fp32", "tf32", "fp16", "bf16")
+    rank = 6
+    options = ("mode", "cuda_graph")
 
     def __init__(
         self,
@@ -38,12 +44,13 @@ class TorchCompileRunner(Runner):
         cuda_graph: bool = False,
         dynamic: bool = False,
         name: str | None = None,
+        threads: int | None = None,
     ) -> None:
         if mode not in COMPILE_MODES:
             raise DMPHNError(f"unknown torch.compile mode {mode!r}; use one of {', '.join(COMPILE_MODES)}")
         if cuda_graph and (device != "cuda" or mode == "reduce-overhead"):
             raise DMPHNError("cuda_graph needs device cuda, and mode reduce-overhead already uses CUDA graphs")
-        super().__init__(device=device, precision=precision, name=name)
+        super().__init__(device=device, precision=precision, name=name, threads=threads)
         self._source = model
         self.mode = mode
         self.cuda_graph = cuda_graph

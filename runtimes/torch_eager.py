@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
+from dmphn_core.precision import torch_dtype
 from dmphn_core.reference import PerPatchDMPHN
 
 from .base import Runner, require_cuda
-from .torch_utils import tf32_mode, torch_dtype
+from .torch_utils import tf32_mode
 
 
 class ModelFromCheckpoint:
@@ -54,13 +55,16 @@ class TorchRunner(Runner):
     """Eager static-shape DMPHN. ``model``: a module, a loader, or a checkpoint path."""
 
     runtime = "torch"
+    artifact_format = "checkpoint"
+    precisions = ("fp32", "tf32", "fp16", "bf16")
+    rank = 0
     per_patch = False
 
     def __init__(
         self, model: ModelSource = None, *, device: str = "cpu", precision: str = "fp32", channels_last: bool = False,
-        name: str | None = None,
+        name: str | None = None, threads: int | None = None,
     ) -> None:
-        super().__init__(device=device, precision=precision, name=name)
+        super().__init__(device=device, precision=precision, name=name, threads=threads)
         self._source = model
         self.channels_last = channels_last
         self.model: nn.Module | None = None
@@ -95,4 +99,6 @@ class TorchReferenceRunner(TorchRunner):
     """Eager per-patch reference (one encoder call per patch), for comparison only."""
 
     runtime = "torch-ref"
+    default_for_format = False  # a checkpoint file runs with "torch" unless asked
+    rank = 1
     per_patch = True

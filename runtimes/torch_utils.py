@@ -8,17 +8,6 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from dmphn_core.errors import DMPHNError
-
-TORCH_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def torch_dtype(precision: str) -> torch.dtype:
-    try:
-        return TORCH_DTYPES[precision]
-    except KeyError:
-        raise DMPHNError(f"unknown precision {precision!r}; use one of {sorted(TORCH_DTYPES)}") from None
-
 
 @contextlib.contextmanager
 def tf32_mode(enabled: bool) -> Iterator[None]:

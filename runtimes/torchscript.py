@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
+from dmphn_core.artifact import METADATA_KEY
 from dmphn_core.errors import DMPHNError
 from dmphn_core.model import DMPHNConfig
-from dmphn_core.artifact import METADATA_KEY
 
 from .base import Runner, require_cuda
 from .torch_utils import tf32_mode
@@ -21,21 +21,19 @@ class TorchScriptRunner(Runner):
     """Loads the traced float32 module on ``device``; ``tf32`` allows TF32 math on CUDA."""
 
     runtime = "torchscript"
+    artifact_format = "torchscript"
+    precisions = ("fp32", "tf32")
+    precision_note = "the traced TorchScript module is float32; use aoti or compile"
+    rank = 2
 
-    def __init__(self, path: str | os.PathLike, *, device: str = "cpu", precision: str = "fp32", name: str | None = None) -> None:
-        super().__init__(device=device, precision=precision, name=name)
+    def __init__(
+        self, path: str | os.PathLike, *, device: str = "cpu", precision: str = "fp32", name: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        super().__init__(device=device, precision=precision, name=name, threads=threads)
         self.path = Path(path)
         self.module: torch.jit.ScriptModule | None = None
         self.metadata: dict[str, Any] | None = None
-
-    @classmethod
-    def unavailable_reason(cls, device: str, precision: str) -> str | None:
-        reason = super().unavailable_reason(device, precision)
-        if reason:
-            return reason
-        if precision not in ("fp32", "tf32"):
-            return f"the traced TorchScript module is float32; {precision} is not offered (use aoti or compile)"
-        return None
 
     def _activate(self) -> None:
         if self.device == "cuda":

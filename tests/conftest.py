@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,21 @@ from dmphn_core.model import DMPHN, dmphn
 
 # Keep CPU tests deterministic in speed and result: 2 threads, as on CI.
 torch.set_num_threads(int(os.environ.get("DMPHN_TEST_THREADS", "2")))
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_artifact_cache(tmp_path_factory) -> Iterator[Path]:
+    """Commands that cache artifacts (``--runtime auto``) write under a temporary folder, never ~/.cache."""
+    from export.cache import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("artifact_cache")
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = old
+
 
 #: The small shape most tests use; fits every hierarchy (1-2-4-8 needs H%8, W%16).
 TINY_HW = (64, 128)

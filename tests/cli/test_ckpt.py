@@ -3,8 +3,8 @@ import json
 import torch
 from typer.testing import CliRunner
 
-from dmphn_core.checkpoint import load_checkpoint, save_checkpoint
 from cli.ckpt import app
+from dmphn_core.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import random_model
 from tests.dmphn_core.test_checkpoint import _write_authors_folder
 
@@ -61,8 +61,8 @@ def test_existing_checkpoint_survives_a_failed_import(tmp_path):
 def test_init_and_slim_round_trip(tmp_path):
     from typer.testing import CliRunner
 
-    from dmphn_core.checkpoint import load_checkpoint
     from cli.ckpt import app
+    from dmphn_core.checkpoint import load_checkpoint
 
     runner = CliRunner()
     full = tmp_path / "init.pt"

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dmphn_core import inference
 from cli.deblur import app
+from dmphn_core import inference
 from dmphn_core.imageio import read_image, write_image
 from dmphn_core.samples import sample_photo
 from runtimes.compare import psnr_db

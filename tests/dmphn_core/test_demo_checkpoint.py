@@ -7,11 +7,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from cli.synth import app as synth_app
+from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.data.gopro import find_pairs
 from dmphn_core.evaluate import evaluate_pairs
-from dmphn_core.inference import resolve_runner
+from runtimes.resolve import resolve_runner
 
 HELD_OUT_REPORT = Path(__file__).parents[2] / "benchmarks" / "results" / "demo-checkpoint" / "eval_heldout.json"
 

@@ -2,16 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from dmphn_core import inference
 from dmphn_core.errors import DMPHNError, ImageError
 from dmphn_core.geometry import pad_to_block
-from dmphn_core.inference import Deblurrer, blend_weights, deblur_image, resolve_runner, runtime_for_path, tile_starts
+from dmphn_core.inference import Deblurrer, deblur_image
 from dmphn_core.model import DMPHNConfig
 from dmphn_core.samples import sample_photo
+from dmphn_core.tiling import blend_weights, tile_starts
 from runtimes.base import Runner
 from runtimes.compare import psnr_db
-from runtimes.onnxruntime import OnnxRuntimeRunner
-from runtimes.torch_eager import TorchReferenceRunner, TorchRunner
+from runtimes.torch_eager import TorchRunner
 from runtimes.torchscript import TorchScriptRunner
 from tests.conftest import random_model
 
@@ -250,8 +249,7 @@ def test_torchscript_artifact_with_fixed_shape_is_tiled(tmp_path):
     model = random_model(1, seed=5)
     path = tmp_path / "m1_32x32.pt"  # a TorchScript archive under the checkpoint suffix
     export_torchscript(model, path, batch=1, height=32, width=32)
-    runner = resolve_runner(path, device="cpu")
-    assert isinstance(runner, TorchScriptRunner)
+    runner = TorchScriptRunner(path, device="cpu")
     image = sample_photo(32, 48, "coffee.png")
     with runner:
         out = deblur_image(runner, image, clamp=False)
@@ -262,61 +260,3 @@ def test_torchscript_artifact_with_fixed_shape_is_tiled(tmp_path):
     # same weights; only the tile borders differ (measured: max 1.1e-4 in cols 0-7, 57.7 dB overall)
     np.testing.assert_allclose(out[:, :8], whole[:, :8], atol=1e-3)
     assert psnr_db(out, whole) > 45.0
-
-
-# -- resolving a model argument -------------------------------------------------------
-
-
-def test_resolve_checkpoint_and_runtime_override(make_checkpoint):
-    path = make_checkpoint(1)
-    runner = resolve_runner(path, device="cpu")
-    assert isinstance(runner, TorchRunner) and runner.precision == "fp32"
-    with runner:
-        assert runner.model_config == DMPHNConfig(levels=1)
-    assert isinstance(resolve_runner(path, "torch-ref", "cpu"), TorchReferenceRunner)
-
-
-def test_runtime_from_suffix(tmp_path):
-    assert runtime_for_path("m.onnx") == "ort"
-    assert runtime_for_path("m.pt2") == "aoti"
-    assert runtime_for_path("m.engine") == "trt" and runtime_for_path("m.plan") == "trt"
-    assert runtime_for_path("m.ts") == "torchscript"
-    assert runtime_for_path(tmp_path / "not_a_zip.pt") == "torch"
-    with pytest.raises(DMPHNError, match="suffix"):
-        runtime_for_path("m.bin")
-
-
-def test_corrupt_onnx_fails_at_activation_with_one_line(tmp_path):
-    path = tmp_path / "junk.onnx"
-    path.write_bytes(b"not onnx")
-    runner = resolve_runner(path, device="cpu")
-    assert isinstance(runner, OnnxRuntimeRunner)
-    with pytest.raises(DMPHNError, match="cannot load ONNX model"):
-        runner.activate()
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [("missing.pt", None, "model not found"), ("junk.pt", b"junk", "cannot read checkpoint"), ("m.xyz", b"x", "suffix")],
-)
-def test_resolve_bad_model_files(tmp_path, name, content, message):
-    path = tmp_path / name
-    if content is not None:
-        path.write_bytes(content)
-    with pytest.raises(DMPHNError, match=message):
-        resolve_runner(path, device="cpu")
-
-
-def test_resolve_unknown_runtime_and_unavailable_device(make_checkpoint):
-    path = make_checkpoint(1)
-    with pytest.raises(DMPHNError, match="unknown runtime"):
-        resolve_runner(path, "tensorflow", "cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(DMPHNError, match="CUDA"):
-            resolve_runner(path, device="cuda")
-
-
-def test_missing_demo_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(inference, "DEMO_CHECKPOINT", tmp_path / "absent.pt")
-    with pytest.raises(DMPHNError, match="no model given and the demo checkpoint is missing"):
-        resolve_runner(None, device="cpu")

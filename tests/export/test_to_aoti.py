@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from dmphn_core.errors import DMPHNError
 from dmphn_core.artifact import METADATA_KEY
+from dmphn_core.errors import DMPHNError
 from export.to_aoti import export_aoti
 from tests.conftest import random_model
 

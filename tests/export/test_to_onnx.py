@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch import nn
 
+from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME
 from dmphn_core.errors import DMPHNError
 from export import to_onnx
-from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME
 from export.to_onnx import dynamic_shape_nodes, export_onnx, read_onnx_metadata
 from export.verify import reference_output, verification_inputs
 from runtimes.onnxruntime import OnnxRuntimeRunner

@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from dmphn_core.artifact import sidecar_path
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from export.to_onnx import export_onnx
 from export.to_tensorrt import (
@@ -21,7 +22,6 @@ from export.to_tensorrt import (
     find_fp16_overflow_nodes,
     fp16_overflow_report,
 )
-from dmphn_core.artifact import sidecar_path
 from export.verify import reference_output, verification_inputs
 from runtimes.compare import psnr_db
 from tests.conftest import TINY_HW, TRT_REASON, random_model, requires_tensorrt

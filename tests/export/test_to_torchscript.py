@@ -4,8 +4,8 @@ import zipfile
 import pytest
 import torch
 
-from dmphn_core.errors import DMPHNError
 from dmphn_core.artifact import METADATA_KEY
+from dmphn_core.errors import DMPHNError
 from export.to_torchscript import export_torchscript
 from tests.conftest import TINY_HW, random_model
 

@@ -7,10 +7,10 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from dmphn_core.errors import DMPHNError
-from export import to_triton
 from cli.export import app
 from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME
+from dmphn_core.errors import DMPHNError
+from export import to_triton
 from export.to_triton import preferred_batch_sizes, write_triton_repository
 from export.verify import reference_output, verification_inputs
 from tests.conftest import TINY_HW, random_model

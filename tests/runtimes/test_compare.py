@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from runtimes.compare import DEFAULT_TOLERANCES, Tolerance, compare_outputs, psnr_db, tolerance_for
+from dmphn_core.precision import PRECISION_TABLE, Tolerance, tolerance_for
+from runtimes.base import Runner
+from runtimes.compare import compare_outputs, psnr_db, run_and_compare
 
 
 def test_identical_outputs_pass_with_infinite_psnr():
     x = np.random.default_rng(0).random((1, 3, 4, 4)).astype(np.float32)
-    result = compare_outputs(x, x.copy(), DEFAULT_TOLERANCES["fp32"])
+    result = compare_outputs(x, x.copy(), PRECISION_TABLE["fp32"].tolerance)
     assert result.passed and result.max_abs == 0 and math.isinf(result.psnr_db)
 
 
@@ -17,16 +19,16 @@ def test_fp32_bound_is_max_abs():
     ref = np.zeros((1, 3, 8, 8))
     out = ref.copy()
     out[0, 0, 0, 0] = 2e-4
-    result = compare_outputs(out, ref, DEFAULT_TOLERANCES["fp32"])
+    result = compare_outputs(out, ref, PRECISION_TABLE["fp32"].tolerance)
     assert not result.passed and result.max_abs == pytest.approx(2e-4)
-    assert compare_outputs(out / 4, ref, DEFAULT_TOLERANCES["fp32"]).passed
+    assert compare_outputs(out / 4, ref, PRECISION_TABLE["fp32"].tolerance).passed
 
 
 def test_fp16_bound_is_psnr():
     ref = np.zeros((1, 3, 100, 100))
     noise = np.random.default_rng(1).normal(0, 1e-3, ref.shape)  # ~60 dB
-    assert compare_outputs(ref + noise, ref, DEFAULT_TOLERANCES["fp16"]).passed
-    assert not compare_outputs(ref + 10 * noise, ref, DEFAULT_TOLERANCES["fp16"]).passed  # ~40 dB
+    assert compare_outputs(ref + noise, ref, PRECISION_TABLE["fp16"].tolerance).passed
+    assert not compare_outputs(ref + 10 * noise, ref, PRECISION_TABLE["fp16"].tolerance).passed  # ~40 dB
 
 
 def test_nan_never_passes_and_shapes_must_match():
@@ -49,3 +51,38 @@ def test_tolerance_overrides_keep_other_bounds():
     assert tol.min_psnr_db == 50 and tol.max_abs is None
     assert tolerance_for("fp32", max_abs=1e-3).max_abs == 1e-3
     assert "psnr>=50dB" in tol.describe()
+
+
+# -- run_and_compare -------------------------------------------------------------------
+
+
+
+class _Scaled(Runner):
+    """Model-free runner: ``scale * x``; ``fail`` makes activation raise."""
+
+    runtime = "scaled-test"
+
+    def __init__(self, scale: float, *, fail: bool = False, name: str | None = None) -> None:
+        super().__init__(name=name or f"scaled{scale}")
+        self.scale, self.fail = scale, fail
+        self.calls = 0
+
+    def _activate(self) -> None:
+        if self.fail:
+            raise RuntimeError("cannot load\nsecond line")
+
+    def _infer(self, x):
+        self.calls += 1
+        return x * self.scale
+
+
+def test_run_and_compare_judges_every_runner_against_one_reference_run():
+    inputs = [("a", np.full((1, 3, 4, 8), 0.5, np.float32)), ("b", np.full((1, 3, 4, 8), 0.25, np.float32))]
+    truth = _Scaled(1.0, name="truth")
+    results = run_and_compare([_Scaled(1.0), _Scaled(1.1), _Scaled(1.0, fail=True)], inputs, lambda device: truth,
+                              record_errors=True)
+    assert [r.status for r in results] == ["pass", "pass", "fail", "fail", "error"]
+    assert results[-1].error == "RuntimeError: cannot load"
+    assert truth.calls == 2  # the reference ran once per input, not once per runner
+    with pytest.raises(RuntimeError):
+        run_and_compare([_Scaled(1.0, fail=True)], inputs, lambda device: truth)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from dmphn_core.errors import DMPHNError
-from runtimes.torchscript import TorchScriptRunner
 from runtimes.torch_eager import TorchRunner
+from runtimes.torchscript import TorchScriptRunner
 from tests.conftest import TINY_HW
 
 

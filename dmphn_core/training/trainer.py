@@ -1,13 +1,4 @@
-"""Training: MSE on the level-1 output, Adam, random crops, periodic validation, exact resume.
-
-Defaults follow the paper: MSE loss, Adam at lr 1e-4, batch 6, 256x256 crops. One process,
-or several under ``torchrun`` (DistributedDataParallel; NCCL on CUDA, gloo on CPU), where
-``batch`` stays the *global* batch and each rank takes ``batch / world`` of it.
-
-Resuming is exact: the data a step sees is a pure function of ``(seed, step)`` (see
-:mod:`dmphn_core.data.gopro`), the learning rate a pure function of the step, and the
-checkpoint keeps the weights and Adam's state, so ``--resume`` continues the same run.
-"""
+"""The training loop: one :class:`Trainer` per run (see :mod:`dmphn_core.training`)."""
 
 from __future__ import annotations
 
@@ -15,10 +6,8 @@ import contextlib
 import datetime
 import json
 import math
-import os
-import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,169 +17,22 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data.gopro import PairDataset, StepBatchSampler, find_pairs
-from .errors import DMPHNError
-from .geometry import crop_to, pad_to_block
-from .metrics import batch_psnr
-from .model import DMPHN, DMPHNConfig, init_identity
-
-SCHEDULES = ("cosine", "step", "constant")
-STARTS = ("authors", "identity")
-LOSSES = ("mse", "psnr")
-AMP_MODES = ("auto", "off", "bf16", "fp16")
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data.gopro import PairDataset, StepBatchSampler, find_pairs
+from ..errors import DMPHNError
+from ..geometry import crop_to, pad_to_block
+from ..metrics import batch_psnr
+from ..model import DMPHN, DMPHNConfig, init_identity
+from .config import TrainConfig, TrainingInterrupted, TrainResult, lr_at, training_loss
+from .distributed import autocast_dtype, resolve_device, setup_distributed
+from .records import ProgressBar, bar_mode, plain_settings, run_origin, this_command
 
 
-class TrainingInterrupted(DMPHNError):
-    """Ctrl-C during training; the checkpoint was saved first."""
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out: str = "runs/train"
-    levels: str = "1-2-4-8"
-    layout: str = "design"
-    blur_kind: str = "blur_gamma"
-    batch: int = 6
-    crop: int = 256
-    lr: float = 1e-4
-    steps: int = 3000
-    #: cosine: to ``min_lr_ratio * lr``; step: halve at 50% and 75%; constant.
-    schedule: str = "cosine"
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 0
-    #: Clip the gradient norm to this (None: no clipping, as in the paper).
-    clip_grad: float | None = None
-    val_every: int = 500
-    val_images: int = 16
-    #: Split that picks best.pt: "auto" is val/ when the data has one, else test/ (GoPro has none).
-    val_split: str = "auto"
-    ckpt_every: int = 500
-    log_every: int = 10
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"
-    channels_last: bool = True
-    workers: int = 2
-    max_minutes: float | None = None
-    resume: str | None = None
-    #: Start from these weights (a new run: step 0, fresh optimizer).
-    init: str | None = None
-    #: Starting point without --init: "authors" (random, the paper's) or "identity"
-    #: (:func:`dmphn_core.model.init_identity`: the network starts as a pass-through).
-    start: str = "authors"
-    #: "mse" (the paper's) or "psnr" (see :func:`training_loss`).
-    loss: str = "mse"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise DMPHNError(f"unknown schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
-        if self.amp not in AMP_MODES:
-            raise DMPHNError(f"unknown amp mode {self.amp!r}; use one of {', '.join(AMP_MODES)}")
-        for name in ("batch", "crop", "steps", "val_every", "ckpt_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise DMPHNError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise DMPHNError(f"lr must be positive, got {self.lr}")
-        if self.resume and self.init:
-            raise DMPHNError("give either --resume (continue a run) or --init (new run from weights), not both")
-        if self.start not in STARTS:
-            raise DMPHNError(f"unknown start {self.start!r}; use one of {', '.join(STARTS)}")
-        if self.loss not in LOSSES:
-            raise DMPHNError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
-        DMPHNConfig(self.levels, self.layout).geometry.check_size(self.crop, self.crop)
-
-    # Settings that must not change under --resume, or the run would not be the same run.
-    RUN_IDENTITY = ("data", "levels", "layout", "blur_kind", "batch", "crop", "lr", "steps", "schedule",
-                    "min_lr_ratio", "warmup_steps", "clip_grad", "seed", "start", "loss")
-
-
-def training_loss(output: torch.Tensor, sharp: torch.Tensor, kind: str = "mse") -> torch.Tensor:
-    """Loss of (B, 3, H, W) batches.
-
-    "mse" is one mean over the batch, so pairs weigh by the size of their error and nearly
-    sharp (flat or barely blurred) pairs hardly count. "psnr" is the mean over pairs of
-    10·log10(MSE), minus the mean PSNR that evaluation reports: every pair's dB counts alike.
-    """
-    if kind == "mse":
-        return nn.functional.mse_loss(output, sharp)
-    # Not metrics.batch_psnr: its clamp to [0, 1] would zero the gradient of out-of-range outputs.
-    per_pair = (output - sharp).square().flatten(1).mean(dim=1)
-    return 10.0 * torch.log10(per_pair + 1e-10).mean()  # 1e-10: a perfect pair is 100 dB, not inf
-
-
-def lr_at(step: int, config: TrainConfig) -> float:
-    """Learning rate for ``step`` (0-based): a pure function, so resume needs no scheduler state."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    if config.schedule == "constant":
-        return config.lr
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    if config.schedule == "step":
-        return config.lr * (0.5 ** sum(progress >= mark for mark in (0.5, 0.75)))
-    floor = config.lr * config.min_lr_ratio
-    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-@dataclass
-class TrainResult:
-    step: int
-    last_checkpoint: Path
-    best_checkpoint: Path | None
-    seconds: float
-    history: list[dict[str, Any]] = field(default_factory=list)
-    validations: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class _Distributed:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _validation_split(data: Path, requested: str) -> str | None:
+def validation_split(data: Path, requested: str) -> str | None:
     """The split that picks best.pt; "auto": val/, else test/ (GoPro has no val), else None."""
     if requested != "auto":
         return requested
     return next((split for split in ("val", "test") if (data / split).is_dir()), None)
-
-
-def _setup_distributed(device_kind: str) -> _Distributed:
-    """Join the torchrun process group when launched by torchrun; otherwise one process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return _Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
-    return _Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _resolve_device(requested: str, local_rank: int) -> torch.device:
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DMPHNError("--device cuda asked for, but there is no CUDA device here")
-        return torch.device("cuda", local_rank if requested == "cuda" else int(requested.split(":")[1]))
-    if requested != "cpu":
-        raise DMPHNError(f"unknown device {requested!r}; use auto, cpu or cuda")
-    return torch.device("cpu")
-
-
-def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or amp == "off":
-        if amp in ("bf16", "fp16") and device.type != "cuda":
-            raise DMPHNError(f"--amp {amp} needs a CUDA device; training on {device.type} runs in fp32")
-        return None
-    # bf16 keeps fp32's range, so it needs no loss scaling: the safer automatic choice.
-    return torch.float16 if amp == "fp16" else torch.bfloat16
 
 
 class Trainer:
@@ -199,13 +41,13 @@ class Trainer:
     def __init__(self, config: TrainConfig, log: Callable[[str], None] = print) -> None:
         self.config = config
         self.out = Path(config.out)
-        self.dist = _setup_distributed("cuda" if config.device.startswith("cuda") or (
+        self.dist = setup_distributed("cuda" if config.device.startswith("cuda") or (
             config.device == "auto" and torch.cuda.is_available()) else "cpu")
-        self.device = _resolve_device(config.device, self.dist.local_rank)
+        self.device = resolve_device(config.device, self.dist.local_rank)
         self.log = log if self.dist.is_main else (lambda message: None)
-        self.autocast_dtype = _autocast_dtype(config.amp, self.device)
+        self.autocast_dtype = autocast_dtype(config.amp, self.device)
         self.train_pairs = find_pairs(config.data, "train", config.blur_kind)
-        self.val_split = _validation_split(Path(config.data), config.val_split)
+        self.val_split = validation_split(Path(config.data), config.val_split)
         self.val_pairs = (find_pairs(config.data, self.val_split, config.blur_kind)[: config.val_images]
                           if self.val_split else [])
         self.step = 0
@@ -215,7 +57,7 @@ class Trainer:
         self.validations: list[dict[str, Any]] = []
         # Where the weights of step 0 came from, and every command of this run so far: a
         # resumed run keeps both, so its checkpoints still say how they were made.
-        self.origin = _origin(asdict(config))
+        self.origin = run_origin(asdict(config))
         self.commands: list[str] = []
         torch.manual_seed(config.seed)
         self.model = self._build_model()
@@ -269,7 +111,7 @@ class Trainer:
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
         self.best_val_psnr = float(state.get("best_val_psnr", -math.inf))
         record = checkpoint.training or {}
-        self.origin = record.get("origin") or _origin(state["train_config"])
+        self.origin = record.get("origin") or run_origin(state["train_config"])
         # A record older than command lists has only the command that wrote it.
         self.commands = list(record.get("commands") or ([record["command"]] if record.get("command") else []))
         self.log(f"resumed {path} at step {self.step}")
@@ -306,7 +148,7 @@ class Trainer:
                  else "validation: none (no val/ or test/ split); best.pt is not written")
         window_start, window_images = time.perf_counter(), 0
         batches = iter(self._loader()) if self.step < config.steps else iter(())
-        progress = _Bar(_bar_mode(config.progress, self.dist.is_main), config.steps, self.step)
+        progress = ProgressBar(bar_mode(config.progress, self.dist.is_main), config.steps, self.step)
         try:
             with progress as bar:
                 while self.step < config.steps:
@@ -422,11 +264,11 @@ class Trainer:
             "seconds": round(self.elapsed_before + time.perf_counter() - begin, 1),
             "device": str(self.device) if self.device.type == "cpu" else torch.cuda.get_device_name(self.device),
             "processes": self.dist.world,
-            "settings": _plain(asdict(self.config)),
+            "settings": plain_settings(asdict(self.config)),
             "last_loss": self.history[-1]["loss"] if self.history else None,
             "validation": self.validations[-1] if self.validations else None,
-            "command": _this_command(),
-            "commands": self.commands + [_this_command()],
+            "command": this_command(),
+            "commands": self.commands + [this_command()],
             "origin": self.origin,
             "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "torch": str(torch.__version__),
@@ -439,7 +281,7 @@ class Trainer:
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "train_config": _plain(asdict(self.config)),
+            "train_config": plain_settings(asdict(self.config)),
             "elapsed_s": self.elapsed_before + time.perf_counter() - begin,
             "best_val_psnr": self.best_val_psnr if math.isfinite(self.best_val_psnr) else -1.0,
         }
@@ -449,55 +291,3 @@ class Trainer:
         if self.dist.is_main:
             with open(self.out / "train_log.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
-
-
-def _origin(settings: dict[str, Any]) -> str:
-    """Where a run's step-0 weights come from, from its settings (a new run's, not a resumed one's)."""
-    if settings.get("resume"):
-        return "unknown (resumed from a checkpoint older than origin records)"
-    if settings.get("init"):
-        return f"weights from {settings['init']}"
-    return f"start {settings.get('start', 'authors')}"
-
-
-def _this_command() -> str:
-    return " ".join(sys.argv)
-
-
-def _plain(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings as str/number/bool/None only (what weights_only checkpoints may hold)."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
-
-
-def _bar_mode(wanted: bool, is_main: bool) -> str:
-    """A rich progress bar on a terminal when wanted; plain log lines otherwise (CI logs, files)."""
-    if not is_main:
-        return "off"
-    return "rich" if wanted and sys.stderr.isatty() else "lines"
-
-
-class _Bar:
-    def __init__(self, mode: str, total: int, start: int) -> None:
-        self.mode = mode
-        if mode == "rich":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("loss {task.fields[loss]:.5f}  {task.fields[speed]:.1f} img/s"),
-                                     TimeRemainingColumn())
-            self.task = self.progress.add_task("train", total=total, completed=start, loss=float("nan"), speed=0.0)
-
-    def __enter__(self) -> "_Bar":
-        if self.mode == "rich":
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.mode == "rich":
-            self.progress.__exit__(*exc)
-
-    def update(self, step: int, loss: float, speed: float) -> None:
-        if self.mode == "rich":
-            self.progress.update(self.task, completed=step, loss=loss, speed=speed)
-        elif self.mode == "lines":
-            print(f"step {step}: loss {loss:.5f}, {speed:.1f} img/s", flush=True)

@@ -1,0 +1,92 @@
+"""The artifact cache and ``--runtime auto``: built once, verified once, reused; stale entries rebuilt."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dmphn_core.checkpoint import save_checkpoint
+from export import cache as cache_module
+from export.cache import ArtifactStore, CachedArtifactRunner, model_digest, pick_fast_runtime, runner_for_model
+from runtimes.base import Runner
+from runtimes.onnxruntime import OnnxRuntimeRunner
+from runtimes.torch_eager import TorchReferenceRunner, TorchRunner
+from tests.conftest import random_model
+
+H, W = 32, 64
+
+
+def test_second_call_is_a_cache_hit_with_no_export(tmp_path, monkeypatch):
+    model = random_model(1)
+    store = ArtifactStore(tmp_path)
+    path, built = store.get(model, "onnx", 1, H, W, "cpu", "fp32")
+    assert built and path.is_file()
+    monkeypatch.setattr(cache_module, "export_verified", lambda *a, **k: pytest.fail("exported again"))
+    again, built_again = store.get(model, "onnx", 1, H, W, "cpu", "fp32")
+    assert again == path and not built_again
+
+
+def test_a_new_checkpoint_gets_a_new_key(tmp_path):
+    first, second = random_model(1, seed=0), random_model(1, seed=1)
+    assert model_digest(first) != model_digest(second)
+    assert model_digest(first) == model_digest(random_model(1, seed=0))
+    store = ArtifactStore(tmp_path)
+    assert store.get(first, "onnx", 1, H, W, "cpu", "fp32")[0] != store.get(second, "onnx", 1, H, W, "cpu", "fp32")[0]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "unrecorded"])
+def test_a_damaged_entry_is_rebuilt_never_trusted(tmp_path, damage):
+    model = random_model(1)
+    lines: list[str] = []
+    store = ArtifactStore(tmp_path, log=lines.append)
+    path, _ = store.get(model, "onnx", 1, H, W, "cpu", "fp32")
+    if damage == "corrupt":
+        path.write_bytes(path.read_bytes()[:-100] + b"\0" * 100)  # same size, other weights
+    else:
+        store._record(path).unlink()
+    rebuilt, built = store.get(model, "onnx", 1, H, W, "cpu", "fp32")
+    assert built and rebuilt == path
+    assert any("rebuilding" in line for line in lines)
+    record = json.loads(store._record(path).read_text())
+    assert record["sha256"] == cache_module.file_sha256(path) and record["verification"]["passed"]
+
+
+def test_cached_runner_matches_pytorch_and_builds_once_per_shape(tmp_path, make_checkpoint):
+    store = ArtifactStore(tmp_path)
+    x = np.random.default_rng(0).random((1, 3, H, W), dtype=np.float32)
+    y = np.random.default_rng(1).random((1, 3, H + 8, W), dtype=np.float32)
+    checkpoint = make_checkpoint(1)
+    with CachedArtifactRunner(checkpoint, "ort", store=store) as runner, TorchRunner(checkpoint) as reference:
+        np.testing.assert_allclose(runner.infer(x), reference.infer(x), atol=1e-4)
+        runner.infer(x)
+        np.testing.assert_allclose(runner.infer(y), reference.infer(y), atol=1e-4)
+        assert len(runner.built) == 2  # one artifact per shape, the repeat came from memory
+
+
+def test_auto_picks_an_installed_exported_runtime_and_says_why(tmp_path, make_checkpoint):
+    lines: list[str] = []
+    runner = runner_for_model(make_checkpoint(1), "auto", "cpu", cache=tmp_path, log=lines.append)
+    assert isinstance(runner, CachedArtifactRunner) and runner.inner == pick_fast_runtime("cpu", "fp32")[0]
+    assert lines[0].startswith(f"runtime: {runner.inner} on cpu/fp32 (")
+
+
+def test_auto_falls_back_to_per_patch_pytorch_with_the_reason(tmp_path, make_checkpoint, monkeypatch):
+    monkeypatch.setattr(OnnxRuntimeRunner, "unavailable_reason", classmethod(lambda cls, d, p: "onnxruntime is not installed"))
+    runtime, why = pick_fast_runtime("cpu", "fp32")
+    assert runtime == "torch-ref" and "ort: onnxruntime is not installed" in why
+    lines: list[str] = []
+    runner = runner_for_model(make_checkpoint(1), "auto", "cpu", cache=tmp_path, log=lines.append)
+    assert isinstance(runner, TorchReferenceRunner)
+    assert "no faster runtime can run here" in lines[0]
+
+
+def test_reduced_precision_is_never_picked_silently(tmp_path, make_checkpoint):
+    runner = runner_for_model(make_checkpoint(1), "auto", "cpu", cache=tmp_path, log=None)
+    assert isinstance(runner, Runner) and runner.precision == "fp32"
+
+
+def test_an_artifact_runtime_with_a_checkpoint_exports_through_the_cache(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, random_model(1), training={})
+    runner = runner_for_model(path, "ort", "cpu", cache=tmp_path / "cache", log=None)
+    assert isinstance(runner, CachedArtifactRunner) and runner.inner == "ort"
