@@ -60,13 +60,15 @@ def test_torch_cuda_io_and_cuda_graph_agree(engine):
     with TensorRTRunner(path, precision="fp32") as plain, TensorRTRunner(path, precision="fp32", cuda_graph=True) as graph:
         assert plain.model_config == model.config and plain.input_shape == (None, 3, H, W)
         y_plain = plain.infer(x)
-        y_graph = [graph.infer(x[:1]), graph.infer(x), graph.infer(x)]  # two shapes, one replayed twice
+        # two shapes, B replayed twice, then A again on other data: A's graph after B's capture
+        y_graph = [graph.infer(x[:1]), graph.infer(x), graph.infer(x), graph.infer(x[1:])]
         torch.cuda.synchronize()
     assert y_plain.device.type == "cuda"
     ref = reference_output(model, x.cpu().numpy(), "cuda")
     assert np.abs(y_plain.cpu().numpy() - ref).max() <= 1e-4
     assert torch.allclose(y_graph[1], y_plain, atol=1e-6) and torch.equal(y_graph[1], y_graph[2])
     assert torch.allclose(y_graph[0], y_plain[:1], atol=1e-6)
+    assert torch.allclose(y_graph[3], y_plain[1:], atol=1e-6)
     assert torch.equal(x, before)
 
 
