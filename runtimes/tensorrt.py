@@ -16,7 +16,7 @@ one context to another shape under a graph captured from it is outside TensorRT'
 documented use. Later calls copy the input in, replay, and return a copy of the output.
 
 Never run on a GPU so far: it needs the ``tensorrt`` package and a CUDA device. The CPU tests
-drive it through a fake ``tensorrt`` module and the :class:`TorchCuda` seam.
+drive it through a fake ``tensorrt`` module and a fake ``cuda_api`` (:class:`TorchCuda`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class TensorRTRunner(Runner):
 
     runtime = "trt"
     #: CUDA streams and device queries (CPU tests swap in a fake).
-    cuda: TorchCuda = TorchCuda()
+    cuda_api: TorchCuda = TorchCuda()
     #: Graph capture per input shape (CPU tests swap in a stand-in).
     graph_cache = CudaGraphCache
 
@@ -119,7 +119,7 @@ class TensorRTRunner(Runner):
         if not self.engine_path.is_file():
             raise DMPHNError(f"TensorRT engine not found: {self.engine_path}")
         self.metadata = self._read_sidecar()
-        mismatch = engine_mismatch(self.metadata, trt.__version__, self.cuda.compute_capability())
+        mismatch = engine_mismatch(self.metadata, trt.__version__, self.cuda_api.compute_capability())
         if mismatch:
             raise DMPHNError(f"cannot load TensorRT engine {self.engine_path}: {mismatch}; rebuild it here "
                              f"with `dmphn-export trt`")
@@ -142,7 +142,7 @@ class TensorRTRunner(Runner):
             self._graphs = self.graph_cache(self._run_graphed, self.name)
         else:
             self._context = self._new_context()
-        self._stream = self.cuda.new_stream()
+        self._stream = self.cuda_api.new_stream()
         self.input_shape = tuple(None if dim < 0 else int(dim) for dim in engine.get_tensor_shape(INPUT_NAME))
 
     def _new_context(self):
@@ -193,7 +193,7 @@ class TensorRTRunner(Runner):
     def _run(self, context, x: torch.Tensor) -> torch.Tensor:
         """Bind and enqueue on the current stream: the runner's own, or inside a capture the capturing one."""
         output = self._bind(context, x)
-        if not context.execute_async_v3(self.cuda.handle(self.cuda.current_stream())):
+        if not context.execute_async_v3(self.cuda_api.handle(self.cuda_api.current_stream())):
             raise DMPHNError(f"{self.name}: TensorRT execute_async_v3 failed")
         return output
 
@@ -208,13 +208,13 @@ class TensorRTRunner(Runner):
         x = x.contiguous()
         if x.data_ptr() % TENSOR_ALIGNMENT:
             x = x.clone()  # a view at an offset into another buffer; fresh allocations are aligned
-        caller, own = self.cuda.current_stream(), self._stream
+        caller, own = self.cuda_api.current_stream(), self._stream
         own.wait_stream(caller)  # the caller's stream wrote x
-        with self.cuda.use(own):
+        with self.cuda_api.use(own):
             y = self._graphs(x) if self._graphs is not None else self._run(self._context, x)
         caller.wait_stream(own)  # whoever reads y on the caller's stream reads it after the engine wrote it
-        self.cuda.record(x, own)  # x is read on our stream: keep its memory until that is done
-        self.cuda.record(y, caller)  # y was allocated on our stream and is consumed on the caller's
+        self.cuda_api.record(x, own)  # x is read on our stream: keep its memory until that is done
+        self.cuda_api.record(y, caller)  # y was allocated on our stream and is consumed on the caller's
         return y
 
     def describe(self) -> dict[str, Any]:

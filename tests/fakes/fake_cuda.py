@@ -1,4 +1,4 @@
-"""CPU stand-ins for the runner's CUDA seam (:class:`runtimes.tensorrt.TorchCuda`) and for
+"""CPU stand-ins for the runner's CUDA seam (``TensorRTRunner.cuda_api``, a :class:`runtimes.tensorrt.TorchCuda`) and for
 :class:`runtimes.cuda_graph.CudaGraphCache`, logging into the fake TensorRT's ``state.log``.
 
 Streams are names with a handle (0 is the legacy default stream); "waiting", "using" and
@@ -16,7 +16,7 @@ class FakeStream:
     def __init__(self, log: list, name: str, handle: int) -> None:
         self.log, self.name, self.handle = log, name, handle
 
-    def wait_stream(self, stream: "FakeStream") -> None:
+    def wait_stream(self, stream: FakeStream) -> None:
         self.log.append(("wait_stream", self.name, stream.name))
 
     def __repr__(self) -> str:

@@ -225,7 +225,7 @@ def new_fake_tensorrt(state: FakeState | None = None) -> types.ModuleType:
         def __init__(self) -> None:
             self.shapes: dict[str, tuple] = {}
 
-        def set_shape(self, input: str, min, opt, max) -> None:  # noqa: A002 - the binding's names
+        def set_shape(self, input: str, min, opt, max) -> None:
             self.shapes[input] = (tuple(min), tuple(opt), tuple(max))
 
     class IBuilderConfig:
@@ -300,7 +300,7 @@ def new_fake_tensorrt(state: FakeState | None = None) -> types.ModuleType:
 
     # -- runtime ---------------------------------------------------------------------
     class IExecutionContext:
-        def __init__(self, engine: "ICudaEngine") -> None:
+        def __init__(self, engine: ICudaEngine) -> None:
             self.engine = engine
             self.input_shape: tuple[int, ...] | None = None
             self.addresses: dict[str, int] = {}

@@ -124,7 +124,7 @@ def fake(monkeypatch, tmp_path):
     monkeypatch.setattr(to_tensorrt, "_gpu_info", lambda: {"name": "Fake GPU", "compute_capability": "9.0",
                                                            "cuda": "12.9"})
     cuda = FakeCuda(trt.state.log, compute_capability="9.0")
-    monkeypatch.setattr(TensorRTRunner, "cuda", cuda)
+    monkeypatch.setattr(TensorRTRunner, "cuda_api", cuda)
     monkeypatch.setattr(TensorRTRunner, "graph_cache", fake_graph_cache(trt.state))
     onnx_path = overflow_chain(tmp_path / "chain.onnx", FH, FW, dynamic_batch=True)
     engine = tmp_path / "m.engine"
@@ -208,9 +208,8 @@ def test_fake_failure_values_become_one_line_errors(fake, failing, message):
 
 def test_fake_input_outside_the_profile(fake):
     _, _, engine = fake
-    with TensorRTRunner(engine, precision="fp32") as runner:
-        with pytest.raises(DMPHNError, match="optimisation profile"):
-            _on_host(runner).infer(_x(5))
+    with TensorRTRunner(engine, precision="fp32") as runner, pytest.raises(DMPHNError, match="optimisation profile"):
+        _on_host(runner).infer(_x(5))
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from runtimes.tensorrt_compat import SUPPORTED_RANGE, engine_mismatch, release, unsupported_version_reason
 
