@@ -8,9 +8,10 @@ on the verification inputs with the largest |value| of every intermediate tensor
 as an extra output. Tensors past ``FP16_SAFE_MAX`` are the overflowing set; every TensorRT layer that reads or
 writes one of them is pinned to fp32 (layer precision, output types, and
 ``OBEY_PRECISION_CONSTRAINTS``), so the engine computes instead of returning inf/NaN. Layers
-are found by tensor, not by name: the ONNX parser names only the first layer it creates for a
-node (and an unnamed node ``node_of_<output>``), so a node that expands to several layers has
-unnamed ones; those are reached through the internal tensors (names absent from the ONNX
+are found by tensor, not by name: at most one layer of a node carries the node's name (the
+ONNX parser makes the names of a node's further layers unique, or names them after its own
+helpers, and calls an unnamed node ``node_of_<output>``), so the further layers of a node that
+expands to several are reached through the parser-made tensors (names absent from the ONNX
 graph) that join them to a pinned layer.
 
 Everything that touches TensorRT needs the ``tensorrt`` package, TensorRT 10.x (the builder,

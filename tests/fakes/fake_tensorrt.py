@@ -11,9 +11,10 @@ to its output (host memory, ``ctypes.memmove``).
 Modelled on purpose:
 
 - the ONNX parser gives each node one layer; ops in ``state.expansions`` become a chain of
-  layers joined by parser-made tensors (``(Unnamed Layer* N) [op]_output``), only the first
-  layer carries the node name, an unnamed node is named ``node_of_<first output>``;
-  initializers are weights, not layer inputs;
+  layers joined by parser-made tensors (``(Unnamed Layer* N) [op]_output``); only the first
+  layer carries the node name (the real parser gives further layers unique variants of it or
+  helper names: our code must depend on neither), an unnamed node is ``node_of_<first output>``
+  (as onnx-tensorrt's getNodeName); initializers are weights, not layer inputs;
 - ``set_tensor_address`` refuses addresses not aligned to ``state.alignment`` (TensorRT: 256);
 - inside a fake CUDA-graph capture (``state.capture`` a list) ``execute_async_v3`` records a
   launch instead of running it; a replayed launch reads the context's bindings *at replay*,
