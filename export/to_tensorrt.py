@@ -5,12 +5,18 @@ Precisions: ``fp32`` (TF32 switched off: TensorRT enables it by default), ``tf32
 
 FP16 overflow guard: before an fp16 build the ONNX graph runs in ONNX Runtime (fp32, CPU)
 on the verification inputs with the largest |value| of every intermediate tensor exposed
-as an extra output. Nodes whose outputs go past ``FP16_SAFE_MAX``, and the nodes that read
-those outputs, are pinned to fp32 in TensorRT (layer precision, output types, and
-``OBEY_PRECISION_CONSTRAINTS``), so the engine computes instead of returning inf/NaN.
+as an extra output (:mod:`export.fp16_guard`). Tensors past ``FP16_SAFE_MAX`` are the overflowing set; every TensorRT layer that reads or
+writes one of them is pinned to fp32 (layer precision, output types, and
+``OBEY_PRECISION_CONSTRAINTS``), so the engine computes instead of returning inf/NaN. Layers
+are found by tensor, not by name: at most one layer of a node carries the node's name (the
+ONNX parser makes the names of a node's further layers unique, or names them after its own
+helpers, and calls an unnamed node ``node_of_<output>``), so the further layers of a node that
+expands to several are reached through the parser-made tensors (names absent from the ONNX
+graph) that join them to a pinned layer.
 
-Everything that touches TensorRT needs the ``tensorrt`` package (the builder, not the
-lean runtime) and a CUDA GPU; :func:`check_tensorrt_available` says which one is missing.
+Everything that touches TensorRT needs the ``tensorrt`` package, TensorRT 10.x (the builder,
+not the lean runtime; see :mod:`runtimes.tensorrt_compat` for why not 11), and a CUDA GPU;
+:func:`check_tensorrt_available` says which one is missing.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import torch
 
@@ -33,14 +38,10 @@ from dmphn_core.fileio import write_bytes_atomic, write_text_atomic
 from dmphn_core.model import DMPHN
 from dmphn_core.precision import check_precision
 from runtimes.tensorrt import TensorRTRunner
+from runtimes.tensorrt_compat import INSTALL_HINT, unsupported_version_reason
 
 from .exporter import Exporter
-
-FP16_MAX = 65504.0
-#: Pin a node to fp32 once |x| passes half the fp16 range: deployment inputs differ from
-#: the calibration inputs, so a node that reaches 40000 here may overflow on a real photo.
-FP16_SAFE_MAX = 2.0**15
-_ABSMAX_PREFIX = "dmphn_absmax/"
+from .fp16_guard import fp16_overflow_report
 
 
 # -- availability ------------------------------------------------------------------------
@@ -51,101 +52,19 @@ def check_tensorrt_available():
     except ImportError as exc:
         raise RuntimeUnavailable(
             f"TensorRT engine builds need the `tensorrt` Python package (TensorRT 10 builder), which is not "
-            f"installed here ({exc}); install it with `pip install tensorrt` on a CUDA host"
+            f"installed here ({exc}); {INSTALL_HINT}"
         ) from None
     if not hasattr(trt, "Builder"):
         raise RuntimeUnavailable(
             "the installed `tensorrt` package has no Builder (a lean/dispatch runtime only); "
             "engine builds need the full TensorRT 10 package"
         )
+    reason = unsupported_version_reason(getattr(trt, "__version__", "unknown"))
+    if reason:
+        raise RuntimeUnavailable(reason)
     if not torch.cuda.is_available():
         raise RuntimeUnavailable("TensorRT engine builds need a CUDA GPU; torch.cuda.is_available() is False here")
     return trt
-
-
-# -- FP16 overflow guard (ONNX Runtime, CPU) -----------------------------------------------
-def _with_absmax_outputs(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str]]:
-    """Copy of ``model`` with ``max |t|`` of every float node output added as a scalar output.
-
-    Reducing inside the graph keeps memory at one inference: exposing the full
-    intermediate tensors would hold every activation of the network at once.
-    Returns the model and ``{scalar output name: tensor name}``.
-    """
-    inferred = onnx.shape_inference.infer_shapes(model)
-    elem_types = {
-        info.name: info.type.tensor_type.elem_type
-        for info in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]
-    }
-    probed = onnx.ModelProto()
-    probed.CopyFrom(model)
-    graph = probed.graph
-    probes: dict[str, str] = {}
-    for node in model.graph.node:
-        for tensor in node.output:
-            if not tensor or elem_types.get(tensor) != onnx.TensorProto.FLOAT:
-                continue
-            abs_name, max_name = f"{_ABSMAX_PREFIX}abs/{tensor}", f"{_ABSMAX_PREFIX}{tensor}"
-            graph.node.append(onnx.helper.make_node("Abs", [tensor], [abs_name], name=abs_name))
-            # no axes: reduce over every axis to one scalar
-            graph.node.append(onnx.helper.make_node("ReduceMax", [abs_name], [max_name], name=max_name, keepdims=0))
-            graph.output.append(onnx.helper.make_tensor_value_info(max_name, onnx.TensorProto.FLOAT, []))
-            probes[max_name] = tensor
-    return probed, probes
-
-
-def activation_ranges(onnx_path: str | os.PathLike, inputs: Iterable[np.ndarray]) -> dict[str, float]:
-    """``{tensor name: max |value|}`` over ``inputs`` for every float tensor a node produces."""
-    import onnxruntime as ort
-
-    model = onnx.load(str(onnx_path))
-    probed, probes = _with_absmax_outputs(model)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(probed.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    names = list(probes)
-    ranges = dict.fromkeys(probes.values(), 0.0)
-    for x in inputs:
-        for name, value in zip(names, session.run(names, {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})):
-            value = float(value)
-            tensor = probes[name]
-            ranges[tensor] = value if np.isnan(value) else max(ranges[tensor], value)
-    return ranges
-
-
-def fp16_overflow_report(
-    onnx_path: str | os.PathLike, inputs: Iterable[np.ndarray], threshold: float = FP16_SAFE_MAX
-) -> dict[str, Any]:
-    """Which nodes must stay fp32: those whose output passes ``threshold`` and those reading it.
-
-    A consumer of an out-of-range tensor counts too: in fp16 its *input* would already be inf.
-    Returns ``{"nodes": [...], "tensors": [...], "max_abs": {tensor: value}}``.
-    """
-    ranges = activation_ranges(onnx_path, inputs)
-    hot = {tensor for tensor, value in ranges.items() if not value <= threshold}  # NaN counts as hot
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    nodes = [
-        _node_name(index, node)
-        for index, node in enumerate(model.graph.node)
-        if hot.intersection(node.output) or hot.intersection(node.input)
-    ]
-    return {
-        "threshold": threshold,
-        "nodes": nodes,
-        "tensors": sorted(hot),
-        "max_abs": {tensor: ranges[tensor] for tensor in sorted(hot)},
-        "largest_abs": max(ranges.values(), default=0.0),
-    }
-
-
-def find_fp16_overflow_nodes(
-    onnx_path: str | os.PathLike, inputs: Iterable[np.ndarray], threshold: float = FP16_SAFE_MAX
-) -> list[str]:
-    """Names of the ONNX nodes that must run in fp32 (see :func:`fp16_overflow_report`)."""
-    return fp16_overflow_report(onnx_path, inputs, threshold)["nodes"]
-
-
-def _node_name(index: int, node: onnx.NodeProto) -> str:
-    return node.name or f"{node.op_type}_{index}"
 
 
 # -- engine build (TensorRT; never run on the CPU-only development host) -------------------
@@ -194,23 +113,102 @@ def _profile_shapes(
     return {"min": low, "opt": opt, "max": high}
 
 
-def _pin_fp32(trt, network, nodes: list[str], tensors: list[str]) -> list[str]:
-    """Force the layers of ``nodes`` (or producing ``tensors``) to compute and output fp32."""
-    names, produced = set(nodes), set(tensors)
+def _onnx_tensor_names(onnx_path: Path) -> set[str]:
+    """Every tensor name the ONNX graph has; TensorRT tensors named otherwise are parser-internal."""
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    names = {t.name for t in [*graph.input, *graph.output, *graph.value_info]}
+    names.update(init.name for init in graph.initializer)
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+    names.discard("")
+    return names
+
+
+def _layer_tensors(layer) -> tuple[list, list]:
+    """(inputs, outputs) of a TensorRT layer; optional inputs left unset (None) are skipped."""
+    inputs = [layer.get_input(i) for i in range(layer.num_inputs)]
+    outputs = [layer.get_output(i) for i in range(layer.num_outputs)]
+    return [t for t in inputs if t is not None], [t for t in outputs if t is not None]
+
+
+def _pin_fp32(trt, network, tensors: Iterable[str], onnx_names: set[str]) -> list[str]:
+    """Pin to fp32 every layer that reads or writes one of ``tensors`` (ONNX tensor names).
+
+    Then widen along float tensors the parser made up (name not in ``onnx_names``): they join
+    the layers of one ONNX node's expansion, which carry the same out-of-range values. The
+    walk goes upstream from a layer to the writers of its made-up inputs and downstream to the
+    readers of its made-up outputs, never turning round, so a constant shared with unrelated
+    layers pins its writer but not its other readers. Layers without a float32 output
+    (shape / index arithmetic) have no precision to pin.
+    Returns the names of the pinned layers, in network order.
+    """
+    hot = set(tensors)
+    layers = [network.get_layer(index) for index in range(network.num_layers)]
+    io = [_layer_tensors(layer) for layer in layers]
+    selected = {i for i, (ins, outs) in enumerate(io) if hot.intersection(t.name for t in [*ins, *outs])}
+    readers: dict[str, set[int]] = {}
+    writers: dict[str, set[int]] = {}
+    for i, (ins, outs) in enumerate(io):
+        for t in ins:
+            readers.setdefault(t.name, set()).add(i)
+        for t in outs:
+            writers.setdefault(t.name, set()).add(i)
+
+    def internal(t) -> bool:
+        return t.name not in onnx_names and t.dtype == trt.float32
+
+    def walk(upstream: bool) -> set[int]:
+        pending, seen = list(selected), set(selected)
+        while pending:
+            ins, outs = io[pending.pop()]
+            for t in filter(internal, ins if upstream else outs):
+                for neighbour in (writers if upstream else readers).get(t.name, set()) - seen:
+                    seen.add(neighbour)
+                    pending.append(neighbour)
+        return seen
+
+    selected = walk(upstream=True) | walk(upstream=False)
     pinned = []
-    for index in range(network.num_layers):
-        layer = network.get_layer(index)
-        outputs = [layer.get_output(i) for i in range(layer.num_outputs)]
-        if layer.name not in names and not produced.intersection(out.name for out in outputs):
+    for i in sorted(selected):
+        layer, (_, outs) = layers[i], io[i]
+        if not any(out.dtype == trt.float32 for out in outs):
             continue
-        if not any(out.dtype == trt.float32 for out in outputs):
-            continue  # shape/index layers: no float precision to pin
         layer.precision = trt.float32
-        for i, out in enumerate(outputs):
-            if out.dtype == trt.float32:
-                layer.set_output_type(i, trt.float32)
+        for index in range(layer.num_outputs):
+            out = layer.get_output(index)
+            if out is not None and out.dtype == trt.float32:
+                layer.set_output_type(index, trt.float32)
         pinned.append(layer.name)
     return pinned
+
+
+def _attach_timing_cache(trt, config, cache_file: Path | None) -> tuple[Any, bool, str | None]:
+    """Give ``config`` a timing cache read from ``cache_file`` (or a new one).
+
+    A cache TensorRT cannot read (corrupt, from another TensorRT) or refuses (made on another
+    GPU) is replaced by an empty one, never used with ``ignore_mismatch``, and overwritten
+    after the build. Returns (cache, reused, note on what was ignored or None).
+    """
+    if cache_file is None:
+        return None, False, None
+    note = None
+    if cache_file.is_file():
+        cache = config.create_timing_cache(cache_file.read_bytes())
+        if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+            return cache, True, None
+        why = "unreadable (corrupt, or from another TensorRT version)" if cache is None else "made on another GPU"
+        note = f"timing cache {cache_file} ignored: {why}; starting an empty one"
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise DMPHNError("TensorRT could not create an empty timing cache")
+    return cache, False, note
+
+
+def _gpu_info() -> dict[str, str | None]:
+    """The GPU the engine is built on, as the sidecar records it."""
+    gpu = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return {"name": gpu.name, "compute_capability": f"{gpu.major}.{gpu.minor}", "cuda": torch.version.cuda}
 
 
 def build_engine(
@@ -289,7 +287,7 @@ def _build(trt, model, path, onnx_file, *, batch, height, width, precision, max_
         config.set_flag(trt.BuilderFlag.TF32)
     else:
         config.set_flag(trt.BuilderFlag.FP16)
-    pinned = _pin_fp32(trt, network, overflow["nodes"], overflow["tensors"]) if overflow["nodes"] else []
+    pinned = _pin_fp32(trt, network, overflow["tensors"], _onnx_tensor_names(onnx_file)) if overflow["tensors"] else []
     if pinned:
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
     if profile_shapes:
@@ -298,22 +296,21 @@ def _build(trt, model, path, onnx_file, *, batch, height, width, precision, max_
         config.add_optimization_profile(profile)
 
     cache_file = Path(timing_cache) if timing_cache else None
-    cache_hit = bool(cache_file and cache_file.is_file())
-    if cache_file:
-        cache = config.create_timing_cache(cache_file.read_bytes() if cache_hit else b"")
-        config.set_timing_cache(cache, ignore_mismatch=False)
+    # held until the build is done: TensorRT needs the cache object alive while it builds
+    timing_cache_object, cache_hit, cache_note = _attach_timing_cache(trt, config, cache_file)
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         errors = [line for line in logger.lines if line.startswith(("[ERROR]", "[INTERNAL_ERROR]"))]
         raise DMPHNError(f"TensorRT engine build failed: {errors[-1] if errors else 'see the TensorRT log'}")
     engine_bytes = bytes(serialized)
+    del timing_cache_object
     write_bytes_atomic(path, engine_bytes)
     if cache_file:
         write_bytes_atomic(cache_file, bytes(config.get_timing_cache().serialize()))
     seconds = time.perf_counter() - begin
 
-    gpu = torch.cuda.get_device_properties(torch.cuda.current_device())
+    gpu = _gpu_info()
     tensorrt_info = {
         "version": trt.__version__,
         "precision": precision,
@@ -323,6 +320,7 @@ def _build(trt, model, path, onnx_file, *, batch, height, width, precision, max_
         "fp32_pinned_layers": pinned,
         "timing_cache": str(cache_file) if cache_file else None,
         "timing_cache_reused": cache_hit,
+        "timing_cache_note": cache_note,
         "build_seconds": round(seconds, 2),
         "onnx": str(onnx_file) if onnx_given else "exported for this build",
         "io": {"input": INPUT_NAME, "output": OUTPUT_NAME, "dtype": "float32"},
@@ -331,7 +329,7 @@ def _build(trt, model, path, onnx_file, *, batch, height, width, precision, max_
         model.config, batch=batch, height=height, width=width, precision=precision,
         dynamic_batch=bool(profile_shapes and profile_shapes["min"][0] != profile_shapes["max"][0]),
         tensorrt=tensorrt_info,
-        gpu={"name": gpu.name, "compute_capability": f"{gpu.major}.{gpu.minor}", "cuda": torch.version.cuda},
+        gpu=gpu,
     )
     write_text_atomic(sidecar, json.dumps(meta, indent=2, sort_keys=True))
 
@@ -339,24 +337,25 @@ def _build(trt, model, path, onnx_file, *, batch, height, width, precision, max_
             "build_log": logger.lines}
     shapes = profile_shapes or {"static": [batch, 3, height, width]}
     info["log_lines"] = [
-        (f"tensorrt {trt.__version__}: {precision} engine on {gpu.name} in {seconds:.1f}s, "
+        (f"tensorrt {trt.__version__}: {precision} engine on {gpu['name']} in {seconds:.1f}s, "
          f"{len(engine_bytes) / 2**20:.1f} MiB; shapes {json.dumps(shapes)}"),
         "  fp16 overflow guard: " + (
             f"{len(overflow['nodes'])} nodes past {overflow['threshold']:g} (largest |x| "
             f"{overflow['largest_abs']:.3g}); {len(pinned)} layers pinned to fp32"
             if overflow["checked"] else "not needed" if precision != "fp16" else "off"),
         f"  timing cache: {cache_file} ({'reused' if cache_hit else 'new'})" if cache_file else "  timing cache: none",
+        *([f"  {cache_note}"] if cache_note else []),
         f"  builder log: {len(logger.lines)} warnings/errors" + (f"; last: {logger.lines[-1]}" if logger.lines else ""),
         "  sidecar: JSON (TensorRT version, GPU, precision, shapes, metadata) written beside the engine",
     ]
     return info
 
 
-def _build(model: DMPHN, path: Path, *, batch: int, height: int, width: int, device: str, precision: str,
-           source: str | os.PathLike | None = None, **options: Any) -> dict[str, Any]:
+def _build_for_exporter(model: DMPHN, path: Path, *, batch: int, height: int, width: int, device: str, precision: str,
+                        source: str | os.PathLike | None = None, **options: Any) -> dict[str, Any]:
     options.setdefault("onnx_path", source)
     return build_engine(model, path, batch=batch, height=height, width=width, precision=precision, **options)
 
 
 EXPORTER = Exporter(format="tensorrt", runtime="trt", suffix=".engine", precisions=TensorRTRunner.precisions,
-                    devices=("cuda",), build=_build, companions=lambda path: [sidecar_path(path)], source_format="onnx")
+                    devices=("cuda",), build=_build_for_exporter, companions=lambda path: [sidecar_path(path)], source_format="onnx")

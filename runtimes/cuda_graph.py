@@ -17,7 +17,10 @@ class CudaGraphCache:
     """``cache(x)`` runs ``fn`` through a graph captured for ``x.shape`` the first time.
 
     ``fn`` must be capturable: fixed shapes, no host synchronisation, no CPU tensors. Its
-    output buffer lives in the graph's private pool, so each call returns a copy.
+    output buffer lives in the graph's private pool, so each call returns a copy. A graph
+    keeps the addresses ``fn`` used during its capture, so state ``fn`` binds per shape must
+    not be re-bound by the capture of another shape: the TensorRT runner gives each shape
+    its own execution context for that reason.
     """
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str) -> None:

@@ -1,14 +1,22 @@
 """TensorRT engine runner (TensorRT 10 ``execute_async_v3``), optionally replayed as a CUDA graph.
 
-Inputs and outputs are torch CUDA tensors whose addresses are handed to TensorRT, and the
-engine runs on torch's current stream, so torch's ordering and events cover it. The JSON
-sidecar written by :func:`export.to_tensorrt.build_engine` gives the model config.
+Inputs and outputs are torch CUDA tensors whose addresses are handed to TensorRT. The engine
+runs on the runner's own CUDA stream, never on torch's current stream (by default the legacy
+default stream, on which TensorRT warns and synchronises more): that stream waits for the
+caller's stream before the engine reads the input, the caller's stream waits for it before
+anyone reads the output, and both tensors are recorded on the stream that uses them so the
+caching allocator does not hand their memory out early. The JSON sidecar written by
+:func:`export.to_tensorrt.build_engine` gives the model config, the TensorRT version and
+the GPU; they are checked against the running library and GPU before deserialising.
 
 With ``cuda_graph=True`` the first call at each input shape captures ``execute_async_v3``
-into a CUDA graph over static I/O buffers (:class:`runtimes.cuda_graph.CudaGraphCache`);
-later calls copy the input in, replay, and return a copy of the output.
+into a CUDA graph over static I/O buffers (:class:`runtimes.cuda_graph.CudaGraphCache`),
+with one execution context per captured shape (as trtexec keeps one per graph): re-binding
+one context to another shape under a graph captured from it is outside TensorRT's
+documented use. Later calls copy the input in, replay, and return a copy of the output.
 
-Never run on the CPU-only development host: it needs the ``tensorrt`` package and a GPU.
+Never run on a GPU so far: it needs the ``tensorrt`` package and a CUDA device. The CPU tests
+drive it through a fake ``tensorrt`` module and a fake ``cuda_api`` (:class:`TorchCuda`).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +36,30 @@ from dmphn_core.model import DMPHNConfig
 
 from .base import Runner, require_cuda
 from .cuda_graph import CudaGraphCache
+from .tensorrt_compat import INSTALL_HINT, TENSOR_ALIGNMENT, engine_mismatch
+
+
+class TorchCuda:
+    """The few CUDA calls the runner makes, in one place so CPU tests can stand in for them."""
+
+    def new_stream(self) -> torch.cuda.Stream:
+        return torch.cuda.Stream()
+
+    def current_stream(self) -> torch.cuda.Stream:
+        return torch.cuda.current_stream()
+
+    def use(self, stream: torch.cuda.Stream) -> AbstractContextManager:
+        return torch.cuda.stream(stream)
+
+    def handle(self, stream: torch.cuda.Stream) -> int:
+        return stream.cuda_stream
+
+    def record(self, tensor: torch.Tensor, stream: torch.cuda.Stream) -> None:
+        tensor.record_stream(stream)
+
+    def compute_capability(self) -> str:
+        major, minor = torch.cuda.get_device_capability()
+        return f"{major}.{minor}"
 
 
 class TensorRTRunner(Runner):
@@ -41,6 +74,10 @@ class TensorRTRunner(Runner):
     rank = 4
     auto_rank = {"cuda": 1}
     options = ("cuda_graph",)
+    #: CUDA streams and device queries (CPU tests swap in a fake).
+    cuda_api: TorchCuda = TorchCuda()
+    #: Graph capture per input shape (CPU tests swap in a stand-in).
+    graph_cache = CudaGraphCache
 
     def __init__(
         self,
@@ -60,7 +97,9 @@ class TensorRTRunner(Runner):
         self.sidecar = Path(sidecar) if sidecar else sidecar_path(self.engine_path)
         self.cuda_graph = cuda_graph
         self.metadata: dict[str, Any] | None = None
-        self._runtime = self._engine = self._context = self._logger = None
+        self._runtime = self._engine = self._context = self._logger = self._stream = None
+        #: one execution context per captured input shape (cuda_graph=True only)
+        self._graph_contexts: dict[tuple[int, ...], Any] = {}
         self._graphs: CudaGraphCache | None = None
 
     @classmethod
@@ -71,7 +110,7 @@ class TensorRTRunner(Runner):
         if reason:
             return reason
         if importlib.util.find_spec("tensorrt") is None:
-            return "the `tensorrt` Python package is not installed (pip install tensorrt on a CUDA host)"
+            return f"the `tensorrt` Python package is not installed ({INSTALL_HINT})"
         return None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -85,6 +124,10 @@ class TensorRTRunner(Runner):
         if not self.engine_path.is_file():
             raise DMPHNError(f"TensorRT engine not found: {self.engine_path}")
         self.metadata = self._read_sidecar()
+        mismatch = engine_mismatch(self.metadata, trt.__version__, self.cuda_api.compute_capability())
+        if mismatch:
+            raise DMPHNError(f"cannot load TensorRT engine {self.engine_path}: {mismatch}; rebuild it here "
+                             f"with `dmphn-export trt`")
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
@@ -100,10 +143,19 @@ class TensorRTRunner(Runner):
             if engine.get_tensor_dtype(tensor) != trt.float32:
                 raise DMPHNError(f"{self.engine_path}: tensor {tensor!r} is {engine.get_tensor_dtype(tensor)}, not float32")
         self._engine = engine
-        self._context = engine.create_execution_context()
         if self.cuda_graph:
-            self._graphs = CudaGraphCache(self._run, self.name)
+            self._graphs = self.graph_cache(self._run_graphed, self.name)
+        else:
+            self._context = self._new_context()
+        self._stream = self.cuda_api.new_stream()
         self.input_shape = tuple(None if dim < 0 else int(dim) for dim in engine.get_tensor_shape(INPUT_NAME))
+
+    def _new_context(self):
+        context = self._engine.create_execution_context()
+        if context is None:  # the binding returns None where TensorRT returns nullptr
+            raise DMPHNError(f"{self.name}: TensorRT could not create an execution context for {self.engine_path} "
+                             "(out of GPU memory?)")
+        return context
 
     def _read_sidecar(self) -> dict[str, Any] | None:
         if not self.sidecar.is_file():
@@ -120,36 +172,55 @@ class TensorRTRunner(Runner):
         return metadata
 
     def _deactivate(self) -> None:
+        # graphs before the contexts they were captured from, contexts before their engine
         if self._graphs is not None:
             self._graphs.clear()
             self._graphs = None
-        self._context = self._engine = self._runtime = None
+        self._graph_contexts.clear()
+        self._context = None
+        self._engine = None
+        self._runtime = None
+        self._stream = None
         torch.cuda.empty_cache()
 
     # -- inference -------------------------------------------------------------------
-    def _bind(self, x: torch.Tensor) -> torch.Tensor:
-        """Set the input shape and I/O addresses; return the (new) output tensor."""
-        context = self._context
+    def _bind(self, context, x: torch.Tensor) -> torch.Tensor:
+        """Set the input shape and I/O addresses on ``context``; return the (new) output tensor."""
         if not context.set_input_shape(INPUT_NAME, tuple(x.shape)):
             raise DMPHNError(f"{self.name}: input {tuple(x.shape)} is outside the engine's optimisation profile")
         output = torch.empty(tuple(context.get_tensor_shape(OUTPUT_NAME)), dtype=torch.float32, device=x.device)
-        context.set_tensor_address(INPUT_NAME, x.data_ptr())
-        context.set_tensor_address(OUTPUT_NAME, output.data_ptr())
+        for name, tensor in ((INPUT_NAME, x), (OUTPUT_NAME, output)):
+            if not context.set_tensor_address(name, tensor.data_ptr()):
+                raise DMPHNError(f"{self.name}: TensorRT refused the address {tensor.data_ptr():#x} of {name!r} "
+                                 f"(device buffers need {TENSOR_ALIGNMENT}-byte alignment)")
         return output
 
-    def _enqueue(self, stream: torch.cuda.Stream) -> None:
-        if not self._context.execute_async_v3(stream.cuda_stream):
+    def _run(self, context, x: torch.Tensor) -> torch.Tensor:
+        """Bind and enqueue on the current stream: the runner's own, or inside a capture the capturing one."""
+        output = self._bind(context, x)
+        if not context.execute_async_v3(self.cuda_api.handle(self.cuda_api.current_stream())):
             raise DMPHNError(f"{self.name}: TensorRT execute_async_v3 failed")
-
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
-        """Bind and enqueue on the current stream (inside a capture: the capturing stream)."""
-        output = self._bind(x)
-        self._enqueue(torch.cuda.current_stream())
         return output
+
+    def _run_graphed(self, x: torch.Tensor) -> torch.Tensor:
+        """``_run`` on the context of ``x.shape`` (created on first use), so graphs never share one."""
+        key = tuple(x.shape)
+        if key not in self._graph_contexts:
+            self._graph_contexts[key] = self._new_context()
+        return self._run(self._graph_contexts[key], x)
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous()
-        return self._graphs(x) if self._graphs is not None else self._run(x)
+        if x.data_ptr() % TENSOR_ALIGNMENT:
+            x = x.clone()  # a view at an offset into another buffer; fresh allocations are aligned
+        caller, own = self.cuda_api.current_stream(), self._stream
+        own.wait_stream(caller)  # the caller's stream wrote x
+        with self.cuda_api.use(own):
+            y = self._graphs(x) if self._graphs is not None else self._run(self._context, x)
+        caller.wait_stream(own)  # whoever reads y on the caller's stream reads it after the engine wrote it
+        self.cuda_api.record(x, own)  # x is read on our stream: keep its memory until that is done
+        self.cuda_api.record(y, caller)  # y was allocated on our stream and is consumed on the caller's
+        return y
 
     def describe(self) -> dict[str, Any]:
         info = {**super().describe(), "cuda_graph": self.cuda_graph, "engine": str(self.engine_path)}

@@ -24,7 +24,7 @@ from dmphn_core.imageio import image_to_tensor, read_image, write_image
 from dmphn_core.model import DMPHN
 from dmphn_core.samples import sample_photo
 from runtimes.compare import compare_outputs, tolerance_for
-from tests.conftest import random_model, requires_cuda
+from tests.conftest import TRT_REASON, random_model, requires_cuda
 
 # The first build compiles against LibTorch (~1-5 min on 2 busy cores): more than the
 # suite's default per-test timeout, which includes fixture setup.
@@ -215,6 +215,54 @@ def test_torchscript_cuda_parity(dmphn_infer, tmp_path):
     # cuDNN may pick other kernels (and TF32) in each process: the TF32 tolerance applies.
     comparison = compare_outputs(raw, python_deblur(model, image, "cuda"), tolerance_for("tf32"))
     assert comparison.passed, comparison.summary()
+
+
+@requires_cuda
+@pytest.mark.tensorrt
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_tensorrt_cuda_parity(dmphn_infer, compiled_backends, tmp_path, precision):
+    """The C++ TensorRT backend runs an engine built by export/to_tensorrt.py like PyTorch does."""
+    if "tensorrt" not in compiled_backends:
+        pytest.skip("the tensorrt backend was not compiled (NvInfer.h / libnvinfer or the CUDA runtime not found; "
+                    "set TENSORRT_ROOT)")
+    if TRT_REASON is not None:
+        pytest.skip(f"cannot build the engine in Python: {TRT_REASON}")
+    from export.to_tensorrt import build_engine
+
+    model = random_model(levels=4, seed=9)
+    height, width = model.geometry.padded_size(*SMALL_HW)
+    path = tmp_path / f"m4_{precision}.engine"
+    build_engine(model, path, batch=1, height=height, width=width, precision=precision)
+    image = write_photo(tmp_path / "photo.png", *SMALL_HW)
+    raw = deblur_cpp(dmphn_infer, path, image, tmp_path, "--device", "cuda", "--repeat", "2")
+    tolerance = tolerance_for("fp32", max_abs=FP32_MAX_ABS) if precision == "fp32" else tolerance_for("fp16")
+    comparison = compare_outputs(raw, python_deblur(model, image, "cuda"), tolerance)
+    assert comparison.passed, f"tensorrt {precision} C++ vs PyTorch: {comparison.summary()}"
+
+
+@requires_cuda
+@pytest.mark.tensorrt
+def test_tensorrt_engine_from_another_tensorrt_is_refused_by_name(dmphn_infer, compiled_backends, tmp_path):
+    """The sidecar's TensorRT release is checked before deserialising, with a one-line reason."""
+    if "tensorrt" not in compiled_backends or TRT_REASON is not None:
+        pytest.skip(f"needs the compiled tensorrt backend and the TensorRT builder: {TRT_REASON or 'not compiled'}")
+    import json
+
+    from dmphn_core.artifact import sidecar_path
+    from export.to_tensorrt import build_engine
+
+    model = random_model(levels=1, seed=9)
+    height, width = model.geometry.padded_size(*SMALL_HW)
+    path = tmp_path / "m1.engine"
+    build_engine(model, path, batch=1, height=height, width=width, precision="fp32")
+    sidecar = json.loads(sidecar_path(path).read_text())
+    sidecar["tensorrt"]["version"] = "9.0.0.1"
+    sidecar_path(path).write_text(json.dumps(sidecar))
+    image = write_photo(tmp_path / "photo.png", *SMALL_HW)
+    result = run_tool(dmphn_infer, "--model", path, "-i", image, "-o", tmp_path / "out.png", "--device", "cuda")
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "built with TensorRT 9.0.0.1" in lines[0], result.stderr
 
 
 # ---- bad input ---------------------------------------------------------------------------

@@ -5,10 +5,9 @@ import torch
 from torch import nn
 
 from dmphn_core.geometry import Geometry
-from dmphn_core.model import DMPHN, DMPHNConfig, Decoder, Encoder, dmphn, dmphn_1_2_4_8, init_identity
+from dmphn_core.model import DMPHN, Decoder, DMPHNConfig, Encoder, dmphn, dmphn_1_2_4_8, init_identity
 from dmphn_core.reference import PerPatchDMPHN
 from tests.conftest import random_model
-
 
 
 @pytest.fixture(autouse=True)

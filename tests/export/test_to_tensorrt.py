@@ -12,16 +12,9 @@ from typer.testing import CliRunner
 
 from dmphn_core.artifact import sidecar_path
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from export.fp16_guard import FP16_MAX, FP16_SAFE_MAX, activation_ranges, find_fp16_overflow_nodes, fp16_overflow_report
 from export.to_onnx import export_onnx
-from export.to_tensorrt import (
-    FP16_MAX,
-    FP16_SAFE_MAX,
-    _profile_shapes,
-    activation_ranges,
-    check_tensorrt_available,
-    find_fp16_overflow_nodes,
-    fp16_overflow_report,
-)
+from export.to_tensorrt import _profile_shapes, check_tensorrt_available
 from export.verify import reference_output, verification_inputs
 from runtimes.compare import psnr_db
 from tests.conftest import TINY_HW, TRT_REASON, random_model, requires_tensorrt
@@ -185,3 +178,115 @@ def test_cli_trt_writes_engine_and_sidecar_only_on_success(make_checkpoint, tmp_
     ok = CliRunner().invoke(app, ["trt", ckpt, "-H", str(H), "-W", str(W), "--precision", "fp16", "-o", str(out)])
     assert ok.exit_code == 0, ok.output
     assert out.is_file() and json.loads(sidecar_path(out).read_text())["precision"] == "fp16"
+
+
+# -- the builder's call sequence against a fake `tensorrt` (CPU) ------------------------------
+# tests/fakes/fake_tensorrt.py: TensorRT 10 signatures and documented failure values only; these
+# tests check our logic and error handling, not TensorRT.
+FH, FW = 8, 16
+
+
+@pytest.fixture
+def fake_trt(monkeypatch):
+    from export import to_tensorrt
+    from tests.fakes.fake_tensorrt import install_fake_tensorrt
+
+    trt = install_fake_tensorrt(monkeypatch, expansions={"Mul": 3})
+    monkeypatch.setattr(to_tensorrt, "_gpu_info", lambda: {"name": "Fake GPU", "compute_capability": "9.0",
+                                                           "cuda": "12.9"})
+    return trt
+
+
+@pytest.fixture
+def chain_onnx(tmp_path):
+    from tests.fakes.onnx_graphs import overflow_chain
+
+    return overflow_chain(tmp_path / "chain.onnx", FH, FW)
+
+
+def _fake_build(tmp_path, onnx_path, precision="fp16", name="m.engine", **kwargs):
+    from export.to_tensorrt import build_engine
+
+    return build_engine(random_model(1), tmp_path / name, batch=1, height=FH, width=FW, precision=precision,
+                        onnx_path=onnx_path, **kwargs)
+
+
+def test_fake_fp16_build_pins_every_layer_touching_the_overflow_by_tensor(fake_trt, chain_onnx, tmp_path):
+    info = _fake_build(tmp_path, chain_onnx)
+    assert sorted(info["fp16_overflow_guard"]["nodes"]) == sorted(["scale_up", "Relu_1", "Mul_2"])
+    network = fake_trt.state.networks[-1]
+    by_node: dict[str, list] = {}
+    node_of_layer = ["scale_up"] * 3 + ["relu"] + ["consumer"] * 3 + ["residual"]
+    assert len(network.layers) == len(node_of_layer)  # Mul nodes expand to 3 layers in the fake parser
+    for layer, node in zip(network.layers, node_of_layer):
+        by_node.setdefault(node, []).append(layer)
+    # every layer of the producing node (its middle one reads and writes parser-made tensors only),
+    # the unnamed Relu, and every layer of the unnamed consumer, whose output is back in range
+    for node in ("scale_up", "relu", "consumer"):
+        for layer in by_node[node]:
+            assert layer.precision_is_set and layer.precision == fake_trt.float32, (node, layer.name)
+            assert layer.output_types == {0: fake_trt.float32}, (node, layer.name)
+    assert not by_node["residual"][0].precision_is_set  # reads t_small (in range) and the input only
+    assert info["fp32_pinned_layers"] == [layer.name for layer in network.layers[:7]]
+    config = fake_trt.state.configs[-1]
+    assert config.get_flag(fake_trt.BuilderFlag.FP16) and config.get_flag(fake_trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    sidecar = json.loads(sidecar_path(tmp_path / "m.engine").read_text())
+    assert sidecar["tensorrt"]["fp32_pinned_layers"] == info["fp32_pinned_layers"]
+    assert sidecar["tensorrt"]["version"] == fake_trt.__version__ and sidecar["gpu"]["compute_capability"] == "9.0"
+
+
+def test_fake_fp32_build_turns_tf32_off_and_pins_nothing(fake_trt, chain_onnx, tmp_path):
+    info = _fake_build(tmp_path, chain_onnx, precision="fp32")
+    config = fake_trt.state.configs[-1]
+    assert not config.get_flag(fake_trt.BuilderFlag.TF32) and not config.get_flag(fake_trt.BuilderFlag.FP16)
+    assert not config.get_flag(fake_trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    assert info["fp32_pinned_layers"] == [] and not info["fp16_overflow_guard"]["checked"]
+    assert not any(layer.precision_is_set for layer in fake_trt.state.networks[-1].layers)
+
+
+def test_fake_timing_cache_reuse_and_fallbacks(fake_trt, chain_onnx, tmp_path):
+    from tests.fakes.fake_tensorrt import CACHE_MAGIC
+
+    cache = tmp_path / "timing.cache"
+    first = _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=cache)
+    assert not first["timing_cache_reused"] and first["timing_cache_note"] is None
+    assert cache.read_bytes() == CACHE_MAGIC + b"9.0"
+    assert _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=cache)["timing_cache_reused"]
+
+    cache.write_bytes(b"\x00garbage")  # create_timing_cache -> None
+    corrupt = _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=cache)
+    assert not corrupt["timing_cache_reused"] and "unreadable" in corrupt["timing_cache_note"]
+    assert any("ignored" in line for line in corrupt["log_lines"])
+    assert cache.read_bytes() == CACHE_MAGIC + b"9.0"  # replaced by the fresh cache
+
+    cache.write_bytes(CACHE_MAGIC + b"8.0")  # set_timing_cache -> False: made on another GPU
+    other_gpu = _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=cache)
+    assert not other_gpu["timing_cache_reused"] and "another GPU" in other_gpu["timing_cache_note"]
+    assert cache.read_bytes() == CACHE_MAGIC + b"9.0"
+    assert all(not ignore for _, _, ignore in fake_trt.state.calls("set_timing_cache"))  # never ignore_mismatch
+
+
+@pytest.mark.parametrize("failing", ["build_serialized_network", "parse_from_file"])
+def test_fake_failed_build_or_parse_is_an_error_and_writes_nothing(fake_trt, chain_onnx, tmp_path, failing):
+    fake_trt.state.fail.add(failing)
+    with pytest.raises(DMPHNError, match="fake" if failing == "build_serialized_network" else "could not parse"):
+        _fake_build(tmp_path, chain_onnx)
+    assert not (tmp_path / "m.engine").exists() and not sidecar_path(tmp_path / "m.engine").exists()
+
+
+def test_fake_dynamic_batch_sets_one_profile(fake_trt, tmp_path):
+    from tests.fakes.onnx_graphs import overflow_chain
+
+    onnx_path = overflow_chain(tmp_path / "dyn.onnx", FH, FW, dynamic_batch=True)
+    info = _fake_build(tmp_path, onnx_path, precision="fp32", max_batch=4)
+    [profile] = fake_trt.state.configs[-1].profiles
+    assert profile.shapes == {"blurred": ((1, 3, FH, FW), (1, 3, FH, FW), (4, 3, FH, FW))}
+    assert info["profile"]["max"] == [4, 3, FH, FW]
+
+
+def test_tensorrt_11_is_refused_with_the_supported_range(monkeypatch):
+    from tests.fakes.fake_tensorrt import install_fake_tensorrt
+
+    install_fake_tensorrt(monkeypatch, version="11.0.0.1")
+    with pytest.raises(RuntimeUnavailable, match=r"TensorRT 11\.0\.0\.1 .*>=10\.0,<11"):
+        check_tensorrt_available()

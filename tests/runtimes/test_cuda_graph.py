@@ -8,7 +8,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 def test_replay_matches_direct_calls_and_copies_out():
     weight = torch.randn(3, 3, 3, 3, device="cuda")
-    fn = lambda x: torch.nn.functional.conv2d(x, weight, padding=1)  # noqa: E731
+    fn = lambda x: torch.nn.functional.conv2d(x, weight, padding=1)
     cache = CudaGraphCache(fn, "conv")
     x1, x2 = torch.randn(1, 3, 8, 8, device="cuda"), torch.randn(1, 3, 8, 8, device="cuda")
     y1 = cache(x1)
@@ -18,3 +18,15 @@ def test_replay_matches_direct_calls_and_copies_out():
     assert not torch.equal(y1, y2)  # the first output was not overwritten by the second replay
     cache(torch.randn(2, 3, 8, 8, device="cuda"))
     assert len(cache._graphs) == 2
+
+
+def test_replaying_a_shape_after_capturing_another():
+    """Shape A's graph still computes A after B was captured (each capture keeps its own buffers)."""
+    weight = torch.randn(3, 3, 3, 3, device="cuda")
+    fn = lambda x: torch.nn.functional.conv2d(x, weight, padding=1)
+    cache = CudaGraphCache(fn, "conv")
+    a1, b, a2 = (torch.randn(n, 3, 8, 8, device="cuda") for n in (1, 2, 1))
+    cache(a1)
+    cache(b)
+    torch.testing.assert_close(cache(a2), fn(a2))
+    torch.testing.assert_close(cache(b * 2), fn(b * 2))

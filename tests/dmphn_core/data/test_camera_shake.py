@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from dmphn_core.data.camera_shake import (
-    ShakeSettings, bundled_sources, camera_path, linear_to_srgb, reduce_contrast, shake, srgb_to_linear, synthesize,
+    ShakeSettings,
+    bundled_sources,
+    camera_path,
+    linear_to_srgb,
+    reduce_contrast,
+    shake,
+    srgb_to_linear,
+    synthesize,
 )
 from dmphn_core.data.gopro import find_pairs
 from dmphn_core.errors import DMPHNError
