@@ -1,5 +1,11 @@
 """dmphn-deblur: deblur image files or folders with a checkpoint or any exported artifact.
 
+Fast by default: with a checkpoint, ``--runtime auto`` runs the fastest verified fp32 runtime
+installed here (ONNX Runtime on a CPU) from a per-user cache of exported, verified static
+artifacts (one per image size; ``--cache``, ``$DMPHN_CACHE``), and says which in one line.
+``--runtime torch`` is the static-shape eager model: the reference for parity, not a fast path
+(on a 2-core CPU it is 0.78x the per-patch eager ``torch-ref`` at 720p; README, Benchmarks).
+
 Output: ``-o OUT.png`` when there is exactly one input file; otherwise a folder (default
 ``deblurred/``) that receives each input under its own name with ``--suffix`` (``.png``).
 Input files are never overwritten. A file that cannot be read is reported as one
@@ -146,7 +152,12 @@ def deblur(
     overlap: Annotated[int, typer.Option(help="pixels shared by neighbouring tiles")] = DEFAULT_OVERLAP,
     suffix: Annotated[str, typer.Option(help="file type of images written into a folder")] = ".png",
 ) -> None:
-    """Deblur each image and write it; prints one line per image and a summary."""
+    """Deblur each image and write it; prints one line per image and a summary.
+
+    With a checkpoint, --runtime auto (the default) runs the fastest verified fp32 runtime here from
+    cached static exports and names it. --runtime torch is the static-shape eager reference used for
+    parity, not the fast path: on the CPU it is slower than the per-patch torch-ref (0.78x at 720p).
+    """
     runner = runner_for_model(model, runtime, device, precision, cache=cache)
     files, failures = collect_inputs(inputs)
     for path, why in failures:

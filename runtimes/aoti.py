@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -10,9 +9,8 @@ from typing import Any
 
 import torch
 
-from dmphn_core.artifact import METADATA_KEY
+from dmphn_core.artifact import config_of, read_metadata
 from dmphn_core.errors import DMPHNError
-from dmphn_core.model import DMPHNConfig
 
 from .base import Runner, require_cuda
 
@@ -59,16 +57,15 @@ class AOTIRunner(Runner):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise DMPHNError(f"cannot load AOTInductor package {self.path}: {first}") from None
         self.load_seconds = time.perf_counter() - begin
-        raw = package.get_metadata().get(METADATA_KEY)
-        if raw:
-            self.metadata = json.loads(raw)
+        self.metadata = read_metadata(self.path, "aoti")
+        if self.metadata:
             built_for = (self.metadata.get("aoti", {}).get("device"), self.metadata.get("precision"))
             if built_for != (self.device, self.precision):
                 raise DMPHNError(
                     f"{self.path} was built for {built_for[0]}/{built_for[1]}, "
                     f"but the runner was asked for {self.device}/{self.precision}"
                 )
-            self.model_config = DMPHNConfig.from_dict(self.metadata["config"])
+            self.model_config = config_of(self.metadata)
             export_shape = self.metadata["export_shape"]
             dynamic = self.metadata["input"]["shape"][0] == "batch"
             self.input_shape = (None if dynamic else export_shape[0], *export_shape[1:])

@@ -14,7 +14,6 @@ current stream, so timing loops make no host copies.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
+from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, config_of, read_metadata
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
-from dmphn_core.model import DMPHNConfig
 
 from .base import Runner, require_cuda
 
@@ -132,11 +130,10 @@ class OnnxRuntimeRunner(Runner):
             )
         self._check_io(session)
         self.session = session
-        self.metadata = _read_metadata(session)
+        self.metadata = read_metadata(self.path, "onnx")
         shape = session.get_inputs()[0].shape
         self.input_shape = tuple(dim if isinstance(dim, int) else None for dim in shape)
-        if self.metadata and "config" in self.metadata:
-            self.model_config = DMPHNConfig.from_dict(self.metadata["config"])
+        self.model_config = config_of(self.metadata)
 
     def _providers(self) -> list[Any]:
         if self.provider == "cpu":
@@ -194,13 +191,3 @@ class OnnxRuntimeRunner(Runner):
 
         return {**super().describe(), "onnxruntime": ort.__version__, "provider": PROVIDERS[self.provider],
                 "threads": self.threads}
-
-
-def _read_metadata(session) -> dict[str, Any] | None:
-    raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return None

@@ -22,7 +22,6 @@ drive it through a fake ``tensorrt`` module and a fake ``cuda_api`` (:class:`Tor
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -30,9 +29,8 @@ from typing import Any
 
 import torch
 
-from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, sidecar_path
+from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, config_of, parse_metadata, sidecar_path
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
-from dmphn_core.model import DMPHNConfig
 
 from .base import Runner, require_cuda
 from .cuda_graph import CudaGraphCache
@@ -161,14 +159,15 @@ class TensorRTRunner(Runner):
         if not self.sidecar.is_file():
             return None  # an engine without sidecar still runs; only the model config is unknown
         try:
-            metadata = json.loads(self.sidecar.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            metadata = parse_metadata(self.sidecar.read_bytes(), self.sidecar)
+        except OSError as exc:
             raise DMPHNError(f"cannot read TensorRT sidecar {self.sidecar}: {exc}") from None
+        if metadata is None:
+            return None
         built = metadata.get("precision")
         if built and built != self.precision:
             raise DMPHNError(f"{self.engine_path} was built for {built}, but the runner was asked for {self.precision}")
-        if "config" in metadata:
-            self.model_config = DMPHNConfig.from_dict(metadata["config"])
+        self.model_config = config_of(metadata)
         return metadata
 
     def _deactivate(self) -> None:

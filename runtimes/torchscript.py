@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dmphn_core.artifact import METADATA_KEY
+from dmphn_core.artifact import config_of, read_metadata
 from dmphn_core.errors import DMPHNError
-from dmphn_core.model import DMPHNConfig
 
 from .base import Runner, require_cuda
 from .torch_utils import tf32_mode
@@ -40,16 +38,15 @@ class TorchScriptRunner(Runner):
             require_cuda(f"runtime {self.runtime}")
         if not self.path.is_file():
             raise DMPHNError(f"TorchScript file not found: {self.path}")
-        extra_files = {METADATA_KEY: ""}
         try:
-            module = torch.jit.load(str(self.path), map_location=self.device, _extra_files=extra_files)
+            module = torch.jit.load(str(self.path), map_location=self.device)
         except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/ValueError with long C++ traces
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise DMPHNError(f"cannot load TorchScript module {self.path}: {first}") from None
         self.module = module.eval()
-        if extra_files[METADATA_KEY]:
-            self.metadata = json.loads(extra_files[METADATA_KEY])
-            self.model_config = DMPHNConfig.from_dict(self.metadata["config"])
+        self.metadata = read_metadata(self.path, "torchscript")
+        if self.metadata:
+            self.model_config = config_of(self.metadata)
             self.input_shape = tuple(self.metadata["export_shape"])
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
