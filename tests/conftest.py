@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from dmphn_core.checkpoint import save_checkpoint
 from dmphn_core.model import DMPHN, dmphn
@@ -18,10 +19,24 @@ torch.set_num_threads(int(os.environ.get("DMPHN_TEST_THREADS", "2")))
 #: The small shape most tests use; fits every hierarchy (1-2-4-8 needs H%8, W%16).
 TINY_HW = (64, 128)
 
+#: Std of the test models' conv biases. The authors' initialisation zeroes every bias, and
+#: with zero biases an export, runtime or C++ backend that drops or misplaces them would
+#: pass every parity test. At 0.01 the biases move a DMPHN-1-2-4-8's output by ~0.035 on
+#: average (up to ~0.17), far above the fp32 bound of 1e-4, while the output stays near 0.5.
+TEST_BIAS_STD = 0.01
+
 
 def random_model(levels: int | str = 4, layout: str = "design", seed: int = 0) -> DMPHN:
+    """A seeded DMPHN in eval mode: the authors' random weights plus small random biases."""
     torch.manual_seed(seed)
-    return dmphn(levels, layout).eval()
+    model = dmphn(levels, layout).eval()
+    # Own generator: the global stream after this call stays what it was with zero biases.
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                module.bias.normal_(0.0, TEST_BIAS_STD, generator=generator)
+    return model
 
 
 @pytest.fixture
