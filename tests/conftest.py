@@ -51,6 +51,25 @@ def make_checkpoint(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture
+def exports_another_model(monkeypatch) -> Callable[[object, str], None]:
+    """``exports_another_model(module, "export_onnx")``: that exporter now writes a differently
+    seeded model of the same architecture, so verification meets a genuinely wrong artifact
+    (not an impossible tolerance). Patched on the module, where the CLI looks it up per call.
+    """
+
+    def patch(module: object, name: str) -> None:
+        real = getattr(module, name)
+
+        def export_wrong_weights(model: DMPHN, path: Path, **kwargs):
+            other = random_model(model.config.levels, model.config.layout, seed=9999)
+            return real(other, path, **kwargs)
+
+        monkeypatch.setattr(module, name, export_wrong_weights)
+
+    return patch
+
+
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
 
 
