@@ -39,6 +39,39 @@ def random_model(levels: int | str = 4, layout: str = "design", seed: int = 0) -
     return model
 
 
+def reference_folder() -> Path | None:
+    """The authors' reference data (DMPHN_REFERENCE_DIR, else ../shared/reference/dmphn-authors), if present."""
+    configured = os.environ.get("DMPHN_REFERENCE_DIR")
+    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "shared" / "reference" / "dmphn-authors"
+    return folder if (folder / "checkpoints").is_dir() else None
+
+
+def trained_model(levels: int = 4) -> DMPHN:
+    """Trained weights in eval mode, for judging reduced precision.
+
+    Random weights are no judge: their output is ~0.5 +- 0.05 whatever the input, so losing a
+    whole level still scores above the fp16/tf32 and bf16 bars (see tests/runtimes/test_compare.py).
+    ``levels`` 1 is the shipped demo checkpoint (always present); 3 and 4 are the authors'
+    GoPro DMPHN-1-2-4 / -1-2-4-8 (the test skips, saying why, without the reference folder).
+    """
+    from dmphn_core.checkpoint import DEMO_CHECKPOINT, import_authors_checkpoint, load_checkpoint
+
+    if levels == 1:
+        return load_checkpoint(DEMO_CHECKPOINT).build_model().eval()
+    folder = reference_folder()
+    if folder is None:
+        pytest.skip("needs the authors' GoPro weights: set DMPHN_REFERENCE_DIR (see the reference README)")
+    name = {3: "DMPHN_1_2_4", 4: "DMPHN_1_2_4_8"}[levels]
+    return import_authors_checkpoint(folder / "checkpoints" / name).build_model().eval()
+
+
+def photo_batch(batch: int, height: int, width: int) -> torch.Tensor:
+    """(B, 3, H, W) crops of the bundled photos: the input trained weights are judged on."""
+    from export.verify import verification_inputs
+
+    return torch.from_numpy(verification_inputs(batch, height, width)[1][1])
+
+
 @pytest.fixture
 def make_checkpoint(tmp_path: Path) -> Callable[..., Path]:
     """``make_checkpoint(levels=4, layout="design", seed=0) -> path`` of a random-weight checkpoint."""
