@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from dmphn_core.checkpoint import save_checkpoint
 from dmphn_core.model import DMPHN, dmphn
@@ -33,10 +34,57 @@ def isolated_artifact_cache(tmp_path_factory) -> Iterator[Path]:
 #: The small shape most tests use; fits every hierarchy (1-2-4-8 needs H%8, W%16).
 TINY_HW = (64, 128)
 
+#: Std of the test models' conv biases. The authors' initialisation zeroes every bias, and
+#: with zero biases an export, runtime or C++ backend that drops or misplaces them would
+#: pass every parity test. At 0.01 the biases move a DMPHN-1-2-4-8's output by ~0.035 on
+#: average (up to ~0.17), far above the fp32 bound of 1e-4, while the output stays near 0.5.
+TEST_BIAS_STD = 0.01
+
 
 def random_model(levels: int | str = 4, layout: str = "design", seed: int = 0) -> DMPHN:
+    """A seeded DMPHN in eval mode: the authors' random weights plus small random biases."""
     torch.manual_seed(seed)
-    return dmphn(levels, layout).eval()
+    model = dmphn(levels, layout).eval()
+    # Own generator: the global stream after this call stays what it was with zero biases.
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                module.bias.normal_(0.0, TEST_BIAS_STD, generator=generator)
+    return model
+
+
+def reference_folder() -> Path | None:
+    """The authors' reference data (DMPHN_REFERENCE_DIR, else ../shared/reference/dmphn-authors), if present."""
+    configured = os.environ.get("DMPHN_REFERENCE_DIR")
+    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "shared" / "reference" / "dmphn-authors"
+    return folder if (folder / "checkpoints").is_dir() else None
+
+
+def trained_model(levels: int = 4) -> DMPHN:
+    """Trained weights in eval mode, for judging reduced precision.
+
+    Random weights are no judge: their output is ~0.5 +- 0.05 whatever the input, so losing a
+    whole level still scores above the fp16/tf32 and bf16 bars (see tests/runtimes/test_compare.py).
+    ``levels`` 1 is the shipped demo checkpoint (always present); 3 and 4 are the authors'
+    GoPro DMPHN-1-2-4 / -1-2-4-8 (the test skips, saying why, without the reference folder).
+    """
+    from dmphn_core.checkpoint import DEMO_CHECKPOINT, import_authors_checkpoint, load_checkpoint
+
+    if levels == 1:
+        return load_checkpoint(DEMO_CHECKPOINT).build_model().eval()
+    folder = reference_folder()
+    if folder is None:
+        pytest.skip("needs the authors' GoPro weights: set DMPHN_REFERENCE_DIR (see the reference README)")
+    name = {3: "DMPHN_1_2_4", 4: "DMPHN_1_2_4_8"}[levels]
+    return import_authors_checkpoint(folder / "checkpoints" / name).build_model().eval()
+
+
+def photo_batch(batch: int, height: int, width: int) -> torch.Tensor:
+    """(B, 3, H, W) crops of the bundled photos: the input trained weights are judged on."""
+    from export.verify import verification_inputs
+
+    return torch.from_numpy(verification_inputs(batch, height, width)[1][1])
 
 
 @pytest.fixture
@@ -49,6 +97,25 @@ def make_checkpoint(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture
+def exports_another_model(monkeypatch) -> Callable[[object, str], None]:
+    """``exports_another_model(module, "export_onnx")``: that exporter now writes a differently
+    seeded model of the same architecture, so verification meets a genuinely wrong artifact
+    (not an impossible tolerance). Patched on the module, where the CLI looks it up per call.
+    """
+
+    def patch(module: object, name: str) -> None:
+        real = getattr(module, name)
+
+        def export_wrong_weights(model: DMPHN, path: Path, **kwargs):
+            other = random_model(model.config.levels, model.config.layout, seed=9999)
+            return real(other, path, **kwargs)
+
+        monkeypatch.setattr(module, name, export_wrong_weights)
+
+    return patch
 
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")

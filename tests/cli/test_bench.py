@@ -44,7 +44,9 @@ def test_bench_all_runtimes_writes_parsable_reports(shared, tmp_path):
         assert 0 < row["min_ms"] <= row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
         assert row["gflop"] > 0 and row["floor_ratio"] > 0 and row["images_per_s"] > 0
     assert by_runtime["trt"]["status"] == "skipped" and by_runtime["trt"]["reason"]
-    assert by_runtime["torch-ref"]["speedup_vs_ref"] == pytest.approx(1.0)
+    reference_ms = by_runtime["torch-ref"]["p50_ms"]
+    for key in ("torch", "torchscript", "ort", "aoti", "compile"):  # each against the reference timed beside it
+        assert by_runtime[key]["speedup_vs_ref"] == pytest.approx(reference_ms / by_runtime[key]["p50_ms"]), key
     assert "compile_s" in by_runtime["compile"] or by_runtime["compile"].get("build_s") is not None
     with out["csv"].open() as handle:
         assert {r["runtime"] for r in csv.DictReader(handle)} == set(runtime_names())

@@ -73,6 +73,19 @@ def test_failed_verification_keeps_old_file_and_leaves_no_temp(make_checkpoint, 
     assert _leftovers(tmp_path) == []
 
 
+def test_wrong_artifact_fails_verification_and_keeps_old_file(make_checkpoint, exports_another_model, tmp_path):
+    import export.to_onnx
+
+    exports_another_model(export.to_onnx, "export_onnx")
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"previous artifact")
+    result = cli.invoke(app, ["onnx", str(make_checkpoint(1)), "-H", H, "-W", W, "-o", str(out)])
+    _assert_one_line_error(result, "onnx export failed verification", "max_abs<=0.0001")
+    assert "verification FAILED" in result.stdout
+    assert out.read_bytes() == b"previous artifact"
+    assert _leftovers(tmp_path) == []
+
+
 def test_missing_checkpoint(tmp_path):
     out = tmp_path / "m.onnx"
     result = cli.invoke(app, ["onnx", str(tmp_path / "nope.pt"), "-H", H, "-W", W, "-o", str(out)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -50,6 +51,22 @@ def test_failed_verification_removes_the_artifact(make_checkpoint, tmp_path):
                               "--max-abs", "-1"])
     assert "verification FAILED" in result.stdout
     _assert_one_line_error(result, "failed verification", "was not written")
+    assert _files(out_dir) == []
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "aoti"])
+def test_wrong_artifact_fails_verification_and_leaves_nothing(kind, make_checkpoint, exports_another_model, tmp_path):
+    """The exporter writes a differently seeded model: verification at the default bound must catch it."""
+    import export.to_aoti
+    import export.to_torchscript
+
+    module, suffix = {"torchscript": (export.to_torchscript, ".ts"), "aoti": (export.to_aoti, ".pt2")}[kind]
+    exports_another_model(module, f"export_{kind}")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result = cli.invoke(app, [kind, str(make_checkpoint(1)), "-H", "32", "-W", "32", "-o", str(out_dir / f"m{suffix}")])
+    assert "verification FAILED" in result.stdout
+    _assert_one_line_error(result, f"{kind} export failed verification", "max_abs<=0.0001", "was not written")
     assert _files(out_dir) == []
 
 

@@ -71,7 +71,12 @@ def test_pad_to_block_falls_back_to_replicate_for_tiny_images():
 @pytest.mark.parametrize(("text", "levels"), [(4, 4), ("4", 4), ("1-2-4-8", 4), ("DMPHN-1-2-4", 3), ("1", 1), ("1-2", 2)])
 def test_parse_levels_accepts_counts_and_paper_names(text, levels):
     assert parse_levels(text) == levels
-    assert HIERARCHY_NAMES[levels]
+
+
+def test_hierarchy_names_are_the_papers():
+    assert HIERARCHY_NAMES == {1: "1", 2: "1-2", 3: "1-2-4", 4: "1-2-4-8"}
+    for levels, name in HIERARCHY_NAMES.items():
+        assert parse_levels(name) == parse_levels(f"DMPHN-{name}") == levels
 
 
 @pytest.mark.parametrize("bad", ["5", "1-2-8", "0", "x"])

@@ -22,16 +22,36 @@ def test_channels_are_rgb_not_bgr(tmp_path):
     assert image[0, 0].tolist() == [1.0, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("channels", [1, 4])
-def test_grey_and_rgba_become_rgb(tmp_path, channels):
-    raw = np.full((5, 6, channels) if channels > 1 else (5, 6), 128, np.uint8)
-    cv2.imwrite(str(tmp_path / "x.png"), raw)
-    assert read_image(tmp_path / "x.png").shape == (5, 6, 3)
+def test_grey_becomes_equal_rgb_channels(tmp_path):
+    grey = np.arange(30, dtype=np.uint8).reshape(5, 6) * 8
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    image = read_image(tmp_path / "grey.png")
+    assert image.shape == (5, 6, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(image[..., channel], grey / np.float32(255))
+
+
+def test_rgba_drops_alpha_and_keeps_colour_order(tmp_path):
+    bgra = np.zeros((5, 6, 4), np.uint8)
+    bgra[...] = (10, 20, 30, 40)  # OpenCV's order: blue, green, red, alpha
+    bgra[0, 0] = (200, 100, 50, 0)  # fully transparent: its colour must survive all the same
+    cv2.imwrite(str(tmp_path / "x.png"), bgra)
+    image = read_image(tmp_path / "x.png")
+    assert image.shape == (5, 6, 3)
+    np.testing.assert_array_equal(image[1, 1] * 255, [30, 20, 10])
+    np.testing.assert_array_equal(image[0, 0] * 255, [50, 100, 200])
 
 
 def test_sixteen_bit_is_scaled(tmp_path):
-    cv2.imwrite(str(tmp_path / "x.png"), np.full((3, 3, 3), 65535, np.uint16))
-    assert read_image(tmp_path / "x.png").max() == pytest.approx(1.0)
+    # A mid value: 65535 reads as 1.0 even where 16-bit is wrongly read as 8-bit (255/255),
+    # 1000 reads as 1000/65535 only at 16 bits (8-bit reading gives 3/255, off by 0.004).
+    pixels = np.full((3, 3, 3), 1000, np.uint16)
+    pixels[0, 0] = (1000, 30000, 65535)  # BGR: also checks the channel order at 16 bits
+    cv2.imwrite(str(tmp_path / "x.png"), pixels)
+    image = read_image(tmp_path / "x.png")
+    assert image.dtype == np.float32
+    np.testing.assert_allclose(image[1, 1], [1000 / 65535] * 3, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(image[0, 0], [1.0, 30000 / 65535, 1000 / 65535], rtol=0, atol=1e-7)
 
 
 def test_missing_and_corrupt_files_raise_image_error(tmp_path):

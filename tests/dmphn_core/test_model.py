@@ -142,9 +142,34 @@ def test_invalid_input_raises_clear_value_error(shape):
 def test_deterministic_forward_and_seeded_init():
     x = torch.rand(1, 3, 64, 128)
     a, b = random_model(4, seed=11), random_model(4, seed=11)
-    torch.testing.assert_close(a(x), b(x), rtol=0, atol=0)
-    torch.testing.assert_close(a(x), a(x), rtol=0, atol=0)
-    assert not torch.equal(a(x), random_model(4, seed=12)(x))
+    first = a(x)
+    torch.testing.assert_close(first, b(x), rtol=0, atol=0)
+    a(torch.rand(2, 3, 64, 128))  # another call in between must leave nothing behind
+    torch.testing.assert_close(a(x), first, rtol=0, atol=0)
+    assert not torch.equal(first, random_model(4, seed=12)(x))
+
+
+@pytest.mark.parametrize("layout", ["design", "authors"])
+def test_batch_items_do_not_mix(layout):
+    """Patches are folded into the batch axis: each image's output must depend on that image only."""
+    model = random_model(4, layout, seed=13)
+    x = torch.rand(3, 3, 64, 128, generator=torch.Generator().manual_seed(13))
+    together = model(x)
+    for i in range(3):
+        torch.testing.assert_close(together[i : i + 1], model(x[i : i + 1]), rtol=0, atol=1e-5)
+
+
+def test_test_models_have_biases_that_move_the_output():
+    """Guards the fixture: with zero biases, a runtime that drops them would pass every parity test."""
+    model = random_model(4, seed=14)
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert len(convs) == 4 * 30 and all(conv.bias.std() > 0 for conv in convs)
+    no_bias = random_model(4, seed=14)
+    for module in no_bias.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.zeros_(module.bias)
+    x = torch.rand(1, 3, 64, 128, generator=torch.Generator().manual_seed(14))
+    assert (model(x) - no_bias(x)).abs().mean().item() > 1e-2  # 100x the fp32 parity bound
 
 
 @pytest.mark.parametrize("levels", [1, 2, 3, 4])

@@ -97,6 +97,24 @@ def test_failed_write_keeps_existing_model(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dmphn"]
 
 
+def test_cli_wrong_model_fails_verification_and_keeps_existing_model(make_checkpoint, exports_another_model, tmp_path):
+    """A genuinely wrong ONNX (differently seeded weights), not a writer that raises: verification must refuse it."""
+    import export.to_onnx
+
+    exports_another_model(export.to_onnx, "export_onnx")
+    existing = tmp_path / "repo" / "dmphn"
+    (existing / "1").mkdir(parents=True)
+    (existing / "config.pbtxt").write_text("old config")
+    result = CliRunner().invoke(app, ["triton", str(make_checkpoint(1)), "-H", str(H), "-W", str(W), "-o",
+                                      str(tmp_path / "repo"), "--max-batch", "2", "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Triton onnx model failed verification"), result.stderr
+    assert (existing / "config.pbtxt").read_text() == "old config"
+    assert sorted(p.name for p in existing.rglob("*")) == ["1", "config.pbtxt"]
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["dmphn"]  # no staging leftovers
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

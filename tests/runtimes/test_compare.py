@@ -1,12 +1,16 @@
 import math
 
+from copy import deepcopy
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from dmphn_core.precision import PRECISION_TABLE, Tolerance, tolerance_for
 from runtimes.base import Runner
 from runtimes.compare import compare_outputs, psnr_db, run_and_compare
+from tests.conftest import photo_batch, trained_model
 
 
 def test_identical_outputs_pass_with_infinite_psnr():
@@ -51,6 +55,48 @@ def test_tolerance_overrides_keep_other_bounds():
     assert tol.min_psnr_db == 50 and tol.max_abs is None
     assert tolerance_for("fp32", max_abs=1e-3).max_abs == 1e-3
     assert "psnr>=50dB" in tol.describe()
+
+
+def _without_level_4_residual(model):
+    copy = deepcopy(model)
+    last = copy.decoders[3].layers[-1]
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return copy
+
+
+def _with_blind_level_4_encoder(model):
+    copy = deepcopy(model)
+    encoder = copy.encoders[3]
+    copy.encoders[3] = _Blind(encoder)
+    return copy
+
+
+class _Blind(nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x):
+        return self.encoder(torch.zeros_like(x))
+
+
+def test_reduced_precision_bars_reject_a_lost_level_on_trained_weights():
+    """The bars have teeth where they are applied: on trained weights and real pictures.
+
+    Measured at 32x64 (astronaut crop): without level 4's residual the authors' DMPHN-1-2-4-8
+    scores 41 dB against itself, with a blind level-4 encoder 20 dB, its bf16 run 50 dB. On
+    random weights (output ~0.5 +- 0.05) the same losses score 50 and 37 dB and pass.
+    """
+    model = trained_model(4)
+    x = photo_batch(1, 32, 64)
+    with torch.no_grad():
+        expected = model(x)
+        no_residual, blind = _without_level_4_residual(model)(x), _with_blind_level_4_encoder(model)(x)
+    for precision in ("tf32", "fp16"):
+        assert not compare_outputs(no_residual, expected, tolerance_for(precision)).passed, precision
+    for precision in ("tf32", "fp16", "bf16"):
+        assert not compare_outputs(blind, expected, tolerance_for(precision)).passed, precision
 
 
 # -- run_and_compare -------------------------------------------------------------------

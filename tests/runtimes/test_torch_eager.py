@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from runtimes.compare import compare_outputs, tolerance_for
 from runtimes.torch_eager import ModelFromCheckpoint, TorchReferenceRunner, TorchRunner
-from tests.conftest import TINY_HW, random_model
+from tests.conftest import TINY_HW, photo_batch, random_model, trained_model
 
 
 def test_static_and_reference_runners_agree_on_a_checkpoint(make_checkpoint):
@@ -25,12 +26,16 @@ def test_runner_does_not_touch_the_callers_model():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_bf16_is_close_to_fp32_on_cpu():
-    model = random_model(1)
-    x = torch.rand(1, 3, 32, 32)
+@pytest.mark.parametrize("levels", [1, 4])
+def test_bf16_tracks_fp32_on_trained_weights_on_cpu(levels):
+    """Judged on trained weights: on random ones a constant 0.5 or a blind level passes the bar."""
+    model = trained_model(levels)
+    x = photo_batch(1, 32, 64)
     with TorchRunner(model) as fp32, TorchRunner(model, precision="bf16") as bf16:
-        diff = (fp32.infer(x) - bf16.infer(x)).abs().max().item()
-    assert 0 < diff < 5e-2  # bf16 rounds (not identical) but stays close
+        expected, out = fp32.infer(x), bf16.infer(x)
+    assert out.dtype == torch.float32 and not torch.equal(out, expected)  # computed in bf16: rounded
+    comparison = compare_outputs(out, expected, tolerance_for("bf16"))
+    assert comparison.passed, comparison.summary()  # measured: 45 dB (demo DMPHN-1), 50 dB (authors')
 
 
 def test_loader_builds_per_patch_model(make_checkpoint):
@@ -42,12 +47,11 @@ def test_loader_builds_per_patch_model(make_checkpoint):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
 @pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16", "bf16"])
 def test_cuda_precisions_track_the_cpu_reference(precision):
-    model = random_model(4)
-    x = torch.rand(1, 3, *TINY_HW)
+    model = trained_model(4)  # random weights would let a lost level pass the reduced-precision bars
+    x = photo_batch(1, *TINY_HW)
     with TorchRunner(model) as cpu, TorchRunner(model, device="cuda", precision=precision) as gpu:
         expected = cpu.infer(x)
         out = gpu.infer(x.cuda())
         assert out.device.type == "cuda"
-        from runtimes.compare import compare_outputs, tolerance_for
-
-        assert compare_outputs(out, expected, tolerance_for(precision)).passed
+        comparison = compare_outputs(out, expected, tolerance_for(precision))
+        assert comparison.passed, comparison.summary()
