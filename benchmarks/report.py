@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-from dmphn_core.fileio import atomic_path, write_text_atomic
+from dmphn_core.fileio import atomic_path, strict_json, write_text_atomic
 
 BASELINE_RUNTIME = "torch-ref"
 
@@ -97,8 +96,11 @@ def parity_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def write_json(path: Path, rows: list[dict[str, Any]]) -> None:
-    """A JSON list of rows, each with its ``runtime`` and the machine it ran on."""
-    write_text_atomic(path, json.dumps(rows, indent=2, default=str) + "\n")
+    """A JSON list of rows, each with its ``runtime`` and the machine it ran on.
+
+    Strict JSON: a PSNR of identical outputs (inf) is written as null.
+    """
+    write_text_atomic(path, strict_json(rows, indent=2) + "\n")
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -11,7 +11,6 @@ Writes the images, the exported models and ``report.json`` / ``report.md`` into 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +24,7 @@ from rich.table import Table
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.data.camera_shake import ShakeSettings, camera_path, shake
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import write_text_atomic
+from dmphn_core.fileio import strict_json, write_text_atomic
 from dmphn_core.geometry import pad_to_block
 from dmphn_core.imageio import image_to_tensor, read_image, write_image
 from dmphn_core.inference import deblur_image
@@ -166,7 +165,7 @@ def demo(
                           f"{r['speedup_vs_per_patch']:.2f}")
         console.print(table)
     report["seconds"] = time.perf_counter() - begin
-    write_text_atomic(out / "report.json", json.dumps(report, indent=2))
+    write_text_atomic(out / "report.json", strict_json(report, indent=2))
     write_text_atomic(out / "report.md", _markdown(report))
     console.print(f"wrote {out}/: sharp.png, blurred.png, deblurred.png, blurred_deblurred_sharp.png, report.json, report.md"
                   + (", exported .onnx and .ts" if runtimes else "") + f" ({report['seconds']:.0f}s)")

@@ -7,7 +7,6 @@ passes is renamed into place. A failed export exits non-zero and leaves nothing 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +16,7 @@ import typer
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from cli.common import new_app, user_errors
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import atomic_path, write_text_atomic
+from dmphn_core.fileio import atomic_path, strict_json, write_text_atomic
 from dmphn_core.model import DMPHN
 from runtimes.base import PRECISIONS, Runner
 from runtimes.compare import tolerance_for
@@ -43,6 +42,9 @@ class ExportFailed(DMPHNError):
 
 
 def _load(checkpoint: Path | None, height: int, width: int, batch: int) -> DMPHN:
+    if height <= 0 or width <= 0:
+        # before loading anything, and not as "crop to 0x64": a size must be positive first
+        raise DMPHNError(f"--height/-H and --width/-W must be positive; got {height}x{width}")
     model = load_checkpoint(checkpoint or DEMO_CHECKPOINT).build_model()
     model.geometry.check_size(height, width)
     if batch < 1:
@@ -81,8 +83,8 @@ def _export_verified(
         verification = verify_runner(make_runner(tmp), model, tolerance, shapes)
         print("\n".join(verification.lines()))
         if report is not None:
-            write_text_atomic(report, json.dumps({"kind": kind, "artifact": str(output), "export": info,
-                                                  "verification": verification.to_dict()}, indent=2, default=str))
+            write_text_atomic(report, strict_json({"kind": kind, "artifact": str(output), "export": info,
+                                                    "verification": verification.to_dict()}, indent=2))
         if not verification.passed:
             raise ExportFailed(f"{kind} export failed verification ({tolerance.describe()}); {output} was not written")
     print(f"wrote {output}")

@@ -11,8 +11,6 @@ The result is one JSON-able dict, ``{"summary": {...}, "images": [...]}``, which
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +22,7 @@ from rich.table import Table
 
 from .data.gopro import DatasetError, ImagePair
 from .errors import DMPHNError
-from .fileio import write_text_atomic
+from .fileio import strict_json, write_text_atomic
 from .imageio import read_image
 from .inference import DEFAULT_OVERLAP, Deblurrer
 from .metrics import psnr, ssim
@@ -137,19 +135,8 @@ def evaluate_pairs(
 # -- presentation -----------------------------------------------------------------------
 
 
-def _finite_or_none(value: Any) -> Any:
-    """JSON has no Infinity: identical images (PSNR = inf) are written as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    return value
-
-
 def to_json(result: dict[str, Any]) -> str:
-    return json.dumps(_finite_or_none(result), indent=2, default=str, allow_nan=False) + "\n"
+    return strict_json(result, indent=2) + "\n"
 
 
 def write_json(result: dict[str, Any], path: str | os.PathLike) -> None:
