@@ -21,8 +21,12 @@ def run_parity(
     machine: dict[str, Any],
     seed: int = 0,
     progress: Callable[[str], None] = print,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (spec, input): max abs, mean abs, PSNR vs reference, pass/fail by precision."""
+    """One row per (spec, input): max abs, mean abs, PSNR vs reference, pass/fail by precision.
+
+    ``threads``: CPU threads of runtimes with their own pool (ONNX Runtime); torch's are set by the caller.
+    """
     model = cache.model
     model.geometry.check_size(height, width)
     inputs = verification_inputs(batch, height, width, seed)
@@ -43,7 +47,7 @@ def run_parity(
         tolerance = tolerance_for(spec.precision)
         progress(f"run   {spec.label}")
         try:
-            runner, _ = make_runner(spec, cache, batch, height, width)
+            runner, _ = make_runner(spec, cache, batch, height, width, threads=threads)
             with runner:
                 outputs = [runner.infer(x) for _, x in inputs]
         except Exception as exc:  # noqa: BLE001 - one broken runtime must not hide the others
