@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -11,6 +12,19 @@ from torch import nn
 from dmphn_core.errors import DMPHNError
 
 TORCH_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@contextlib.contextmanager
+def torchscript_on_purpose() -> Iterator[None]:
+    """Silence PyTorch's "`torch.jit.*` is deprecated" warnings inside this block only.
+
+    PyTorch deprecated TorchScript (AOTInductor ``.pt2`` is the successor path), but this toolkit
+    still promises ``.ts`` artifacts for LibTorch users, so its own trace/save/load calls are
+    deliberate; anyone else's TorchScript use keeps warning.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+        yield
 
 
 def torch_dtype(precision: str) -> torch.dtype:

@@ -14,7 +14,7 @@ from dmphn_core.model import DMPHNConfig
 from dmphn_core.artifact import METADATA_KEY
 
 from .base import Runner, require_cuda
-from .torch_utils import tf32_mode
+from .torch_utils import tf32_mode, torchscript_on_purpose
 
 
 class TorchScriptRunner(Runner):
@@ -44,7 +44,8 @@ class TorchScriptRunner(Runner):
             raise DMPHNError(f"TorchScript file not found: {self.path}")
         extra_files = {METADATA_KEY: ""}
         try:
-            module = torch.jit.load(str(self.path), map_location=self.device, _extra_files=extra_files)
+            with torchscript_on_purpose():
+                module = torch.jit.load(str(self.path), map_location=self.device, _extra_files=extra_files)
         except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/ValueError with long C++ traces
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise DMPHNError(f"cannot load TorchScript module {self.path}: {first}") from None
