@@ -150,9 +150,9 @@ def _title(summary: dict[str, Any]) -> str:
     return f"{summary.get('model') or 'model'} via {runner}" + (f" on {where}" if where else "")
 
 
-_COLUMNS = ("image", "size", "blurred PSNR", "blurred SSIM", "deblurred PSNR", "deblurred SSIM", "gain dB", "s/image")
+_COLUMNS = ("image", "W×H", "blurred PSNR", "blurred SSIM", "deblurred PSNR", "deblurred SSIM", "gain dB", "s/image")
 #: Narrow headers for the console (80 columns when not a terminal); the caption explains them.
-_SHORT_COLUMNS = ("image", "size", "PSNR in", "SSIM in", "PSNR out", "SSIM out", "gain dB", "s/img")
+_SHORT_COLUMNS = ("image", "W×H", "PSNR in", "SSIM in", "PSNR out", "SSIM out", "gain dB", "s/img")
 
 
 def _row(name: str, size: str, item: dict[str, Any], seconds_key: str) -> list[str]:
@@ -166,7 +166,7 @@ def _rows(result: dict[str, Any], max_rows: int | None) -> list[list[str]]:
     images = result["images"]
     rows = []
     if max_rows is None or len(images) <= max_rows:
-        rows = [_row(i["name"], f"{i['height']}x{i['width']}", i, "seconds") for i in images]
+        rows = [_row(i["name"], f"{i['width']}x{i['height']}", i, "seconds") for i in images]
     summary = result["summary"]
     rows.append(_row(f"mean of {summary['images']}", "", summary, "seconds_per_image"))
     return rows
