@@ -183,7 +183,7 @@ def checkpoint_note(checkpoint_path: Path, model_name: str, gain_db: float) -> s
     training = load_checkpoint(checkpoint_path).training or {}
     validation = training.get("validation") or {}
     trained = f"trained on {training.get('device', '?').upper()} for {training.get('seconds', 0) / 60:.0f} min (last stage)"
-    val = (f"; +{validation['gain_db']:.2f} dB on its val pairs" if isinstance(validation.get("gain_db"), float) else "")
+    val = (f"; {validation['gain_db']:+.2f} dB on its val pairs" if isinstance(validation.get("gain_db"), float) else "")
     return (f"note: the shipped {model_name} is a small demo model {trained} on scikit-image's bundled photos{val}; "
             f"here it changed PSNR by {gain_db:+.2f} dB, and on photos it has never seen it does not gain on "
             "average (README, 'The shipped demo checkpoint'). For GoPro-trained weights import the authors' "
