@@ -58,7 +58,8 @@ def run_benchmark(
                     "runtime": spec.runtime, "runner": spec.label, "device": spec.device,
                     "precision": spec.precision, "batch": batch, "height": height, "width": width,
                     "threads": settings.threads, "warmup": settings.warmup, "iters": settings.iters,
-                    "model": config.name, "gflop": flops / 1e9, "machine": machine,
+                    "model": config.name, "levels": config.geometry.num_levels, "gflop": flops / 1e9,
+                    "machine": machine,
                 }
                 reason = spec.unavailable_reason()
                 if reason:

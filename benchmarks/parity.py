@@ -20,8 +20,12 @@ def run_parity(
     machine: dict[str, Any],
     seed: int = 0,
     progress: Callable[[str], None] = print,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (spec, input): max abs, mean abs, PSNR vs reference, pass/fail by precision."""
+    """One row per (spec, input): max abs, mean abs, PSNR vs reference, pass/fail by precision.
+
+    ``threads``: CPU threads of runtimes with their own pool (ONNX Runtime); torch's are set by the caller.
+    """
     model = cache.model
     model.geometry.check_size(height, width)
     inputs = verification_inputs(batch, height, width, seed)
@@ -39,7 +43,7 @@ def run_parity(
             continue
         progress(f"run   {spec.label}")
         try:
-            runner, _ = make_runner(spec, cache, batch, height, width)
+            runner, _ = make_runner(spec, cache, batch, height, width, threads=threads)
         except Exception as exc:  # noqa: BLE001 - one broken runtime must not hide the others
             rows.append({**base, "input": "-", "status": "error", "reason": first_line(exc)})
             progress(f"error {spec.label}: {rows[-1]['reason']}")

@@ -4,28 +4,72 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-from dmphn_core.fileio import atomic_path, write_text_atomic
+from dmphn_core.fileio import atomic_path, strict_json, write_text_atomic
 
 BASELINE_RUNTIME = "torch-ref"
 
 
+#: A row is flagged "noisy" when p50/min or p90/p50 exceeds this: on an idle machine the
+#: repeated calls of one runtime agree within a few per cent, so a larger spread means the
+#: machine was busy and the row's p50 (and any ratio built on it) cannot be trusted.
+SPREAD_LIMIT = 1.3
+
+#: Why "vs ref" is left empty for one-level models (DMPHN-1 cuts the image into one patch).
+SAME_COMPUTATION = "n/a: one patch, so the per-patch reference runs the same computation"
+
+
 def add_speedups(rows: list[dict[str, Any]]) -> None:
     """Add ``speedup_vs_ref``: the per-patch fp32 reference's p50 over this row's, same run,
-    same device, batch and shape (so every ratio compares numbers taken side by side)."""
+    same device, batch and shape (so every ratio compares numbers taken side by side).
+
+    For a one-level model the per-patch and static forms are the same computation, so the
+    ratio would only measure noise: ``speedup_vs_ref`` is None and ``speedup_vs_ref_note`` says why.
+    Also flags noisy rows (see ``flag_spread``).
+    """
+    flag_spread(rows)
     baselines = {
         (r["device"], r["batch"], r["height"], r["width"]): r["p50_ms"]
         for r in rows
         if r["runtime"] == BASELINE_RUNTIME and r["precision"] == "fp32" and r.get("status") == "ok"
     }
     for row in rows:
+        if row.get("status") != "ok":
+            continue
+        if row.get("levels") == 1:
+            row["speedup_vs_ref"] = None
+            row["speedup_vs_ref_note"] = SAME_COMPUTATION
+            continue
         base = baselines.get((row["device"], row["batch"], row["height"], row["width"]))
-        if row.get("status") == "ok" and base:
+        if base:
             row["speedup_vs_ref"] = base / row["p50_ms"]
+
+
+def flag_spread(rows: list[dict[str, Any]], limit: float = SPREAD_LIMIT) -> None:
+    """Add ``p50_over_min``, ``p90_over_p50`` and ``noisy`` (either ratio above ``limit``) to ok rows."""
+    for row in rows:
+        if row.get("status") != "ok" or not row.get("min_ms") or not row.get("p50_ms"):
+            continue
+        row["p50_over_min"] = row["p50_ms"] / row["min_ms"]
+        row["p90_over_p50"] = row["p90_ms"] / row["p50_ms"]
+        row["noisy"] = row["p50_over_min"] > limit or row["p90_over_p50"] > limit
+
+
+def noise_warning(rows: list[dict[str, Any]], limit: float = SPREAD_LIMIT) -> str | None:
+    """One line naming the noisy rows, or None when every timed row is steady."""
+    noisy = [r for r in rows if r.get("noisy")]
+    if not noisy:
+        return None
+    names = ", ".join(
+        f"{r['runner']} {r['height']}x{r['width']} (p50/min {r['p50_over_min']:.2f}, p90/p50 {r['p90_over_p50']:.2f})"
+        for r in noisy
+    )
+    return (f"warning: {len(noisy)} row(s) with a large spread (p50/min or p90/p50 > {limit}): {names}; "
+            "the machine was probably busy, so their p50 and 'vs ref' mislead; rerun on an idle machine "
+            "or with more --iters")
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -52,6 +96,20 @@ def machine_block(machine: dict[str, Any]) -> str:
     return "Machine — " + "; ".join(parts) + f"\n\nCommand: `{machine.get('command', '?')}`"
 
 
+def _vs_ref(row: dict[str, Any]) -> str:
+    if row.get("speedup_vs_ref_note"):
+        return "n/a"
+    return (_fmt(row.get("speedup_vs_ref")) + "×") if row.get("speedup_vs_ref") else ""
+
+
+def _status(row: dict[str, Any]) -> str:
+    if row.get("status") != "ok":
+        return f"{row.get('status')}: {row.get('reason', '')}"
+    if row.get("noisy"):
+        return f"ok, **noisy** (p50/min {row['p50_over_min']:.2f}, p90/p50 {row['p90_over_p50']:.2f})"
+    return "ok"
+
+
 def bench_markdown(rows: list[dict[str, Any]]) -> str:
     header = ["runner", "batch", "H×W", "p50 ms", "mean", "p90", "p99", "min", "img/s", "MP/s",
               "peak MB", "floor ms", "×floor", "vs ref", "build s", "status"]
@@ -64,9 +122,9 @@ def bench_markdown(rows: list[dict[str, Any]]) -> str:
             _fmt(r.get("images_per_s")) if ok else "", _fmt(r.get("megapixels_per_s")) if ok else "",
             _fmt(r.get("peak_mem_mb"), 0) if ok else "", _fmt(r.get("floor_ms")) if ok else "",
             _fmt(r.get("floor_ratio"), 1) if ok else "",
-            (_fmt(r.get("speedup_vs_ref")) + "×") if r.get("speedup_vs_ref") else "",
+            _vs_ref(r),
             _fmt(r.get("build_s") if r.get("build_s") is not None else r.get("compile_s"), 1) if ok else "",
-            "ok" if ok else f"{r.get('status')}: {r.get('reason', '')}",
+            _status(r),
         ])
     machine = next((r["machine"] for r in rows), {})
     notes = (
@@ -74,8 +132,11 @@ def bench_markdown(rows: list[dict[str, Any]]) -> str:
         "floor: model FLOPs over the matmul rate measured on this device at this precision; "
         "×floor: p50 over that floor. vs ref: p50 of the per-patch PyTorch reference (fp32) over this row's, same run. "
         "peak MB: peak resident (CPU) or device (CUDA) memory above the level before loading. "
-        "build s: artifact export/compile time (torch.compile: first-call compile), not in the latency."
+        "build s: artifact export/compile time (torch.compile: first-call compile), not in the latency. "
+        f"noisy: p50/min or p90/p50 above {SPREAD_LIMIT} (a busy machine); do not trust that row's ratios."
     )
+    if any(r.get("speedup_vs_ref_note") for r in rows):
+        notes += f" vs ref {SAME_COMPUTATION}."
     return f"{machine_block(machine)}\n\n{_table(header, lines)}\n\n{notes}\n"
 
 
@@ -97,8 +158,11 @@ def parity_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def write_json(path: Path, rows: list[dict[str, Any]]) -> None:
-    """A JSON list of rows, each with its ``runtime`` and the machine it ran on."""
-    write_text_atomic(path, json.dumps(rows, indent=2, default=str) + "\n")
+    """A JSON list of rows, each with its ``runtime`` and the machine it ran on.
+
+    Strict JSON: a PSNR of identical outputs (inf) is written as null.
+    """
+    write_text_atomic(path, strict_json(rows, indent=2) + "\n")
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,15 @@ from benchmarks.bench import BenchSettings, run_benchmark
 from benchmarks.machine import machine_info
 from benchmarks.parity import run_parity
 from benchmarks.prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
-from benchmarks.report import add_speedups, bench_markdown, parity_markdown, plot_latency, write_csv, write_json
+from benchmarks.report import (
+    add_speedups,
+    bench_markdown,
+    noise_warning,
+    parity_markdown,
+    plot_latency,
+    write_csv,
+    write_json,
+)
 from cli.common import fail, new_app, user_errors
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_text_atomic
@@ -40,6 +49,13 @@ def _device(device: str | None) -> str:
     if device not in ("cpu", "cuda"):
         raise DMPHNError(f"unknown device {device!r}; use cpu or cuda")
     return device
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise DMPHNError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
 
 
 def _specs(runtime: str, device: str, precision: str, compile_mode: str, cuda_graph: bool) -> list[RunnerSpec]:
@@ -93,8 +109,7 @@ def bench(
     device = _device(device)
     if warmup < 0 or iters < 1:
         raise DMPHNError("--warmup must be >= 0 and --iters >= 1")
-    if threads is not None:
-        torch.set_num_threads(threads)
+    _set_threads(threads)
     specs = _specs(runtime, device, precision, compile_mode, cuda_graph)
     settings = BenchSettings(
         shapes=[parse_shape(s) for s in (shape or ["256x256"])],
@@ -121,6 +136,9 @@ def bench(
         write_csv(csv_path, rows)
     if plot:
         plot_latency(plot, rows)
+    warning = noise_warning(rows)
+    if warning:
+        print(warning, file=sys.stderr)
     errors = [r for r in rows if r["status"] == "error"]
     if errors:
         raise fail(f"{len(errors)} runtime(s) failed: " + "; ".join(f"{r['runner']}: {r['reason']}" for r in errors), 1)
@@ -135,6 +153,7 @@ def parity(
     precision: PrecisionOpt = "fp32",
     shape: Annotated[str, typer.Option(help="HxW")] = "256x256",
     batch: Annotated[int, typer.Option(help="batch size")] = 1,
+    threads: ThreadsOpt = None,
     compile_mode: CompileModeOpt = "default",
     cuda_graph: CudaGraphOpt = False,
     workdir: WorkdirOpt = None,
@@ -143,11 +162,13 @@ def parity(
 ) -> None:
     """Compare every runtime with PyTorch fp32 on random inputs and real photos; exit 1 on any FAIL."""
     device = _device(device)
+    _set_threads(threads)
     height, width = parse_shape(shape)
     specs = _specs(runtime, device, precision, compile_mode, cuda_graph)
     folder, temp = _workdir(workdir)
     try:
-        rows = run_parity(specs, ArtifactCache(checkpoint, folder), batch, height, width, machine_info(device))
+        rows = run_parity(specs, ArtifactCache(checkpoint, folder), batch, height, width, machine_info(device),
+                          threads=threads)
     finally:
         if temp is not None:
             temp.cleanup()

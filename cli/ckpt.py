@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 
 from cli.common import new_app, user_errors
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, import_authors_checkpoint, load_checkpoint, save_checkpoint
+from dmphn_core.fileio import strict_json
 from dmphn_core.geometry import LAYOUTS
 from dmphn_core.model import DMPHN, DMPHNConfig
 
@@ -36,7 +36,7 @@ def info(
         "training": ckpt.training,
         "resumable": ckpt.resume is not None,
     }
-    print(json.dumps(summary, indent=2, default=str))
+    print(strict_json(summary, indent=2))
 
 
 @app.command("import-authors")

@@ -6,6 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -13,6 +14,11 @@ import typer
 from dmphn_core.errors import DMPHNError
 from dmphn_core.precision import PRECISIONS
 from runtimes import runtime_names
+
+try:  # recent typer vendors click as typer._click; older releases use click itself
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import ClickException
 
 F = TypeVar("F", bound=Callable)
 
@@ -23,17 +29,38 @@ EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 3
 
 
-def runtime_help(default: str) -> str:
+def runtime_help() -> str:
     """``--runtime`` help naming every registered runtime (the registry is the one list)."""
-    return f"runtime key ({', '.join(runtime_names())}) [default: {default}]"
+    return f"runtime key: {', '.join(runtime_names())}"
 
 
-def precision_help(default: str) -> str:
-    return f"{', '.join(PRECISIONS)} [default: {default}]"
+def precision_help() -> str:
+    return ", ".join(PRECISIONS)
+
+
+class OneLineErrorApp(typer.Typer):
+    """A Typer app whose usage errors (unknown option, bad value, missing argument) print as
+    one ``error: ...`` line plus a pointer to ``--help``, like every other error here, instead
+    of typer's boxed panel with the usage string."""
+
+    def __call__(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False  # exceptions come back to us instead of being printed
+        try:
+            code = super().__call__(*args, **kwargs)
+        except ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            command = ctx.command_path if ctx is not None else kwargs.get("prog_name") or Path(sys.argv[0]).name
+            print(f"error: {exc.format_message().rstrip('.')}; see {command} --help", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            print("error: aborted", file=sys.stderr)
+            sys.exit(1)
+        # standalone_mode=False returns the exit code of a typer.Exit, and None on success
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def new_app(help_text: str) -> typer.Typer:
-    return typer.Typer(help=help_text, add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False)
+    return OneLineErrorApp(help=help_text, add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False)
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> typer.Exit:

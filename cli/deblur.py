@@ -9,7 +9,10 @@ artifacts (one per image size; ``--cache``, ``$DMPHN_CACHE``), and says which in
 Output: ``-o OUT.png`` when there is exactly one input file; otherwise a folder (default
 ``deblurred/``) that receives each input under its own name with ``--suffix`` (``.png``).
 Input files are never overwritten. A file that cannot be read is reported as one
-``error: ...`` line and skipped; the exit code is 1 when any file failed.
+``error: ...`` line and skipped; the exit code is 1 when any file failed. Outputs keep the
+input's form where the output suffix allows: grey stays grey, alpha is kept unchanged, 16-bit
+stays 16-bit (PNG, TIFF); a ``note:`` line says what a suffix could not keep. Sizes print as
+width x height.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ import typer
 
 from cli.common import new_app, precision_help, runtime_help, user_errors
 from dmphn_core.errors import DMPHNError
-from dmphn_core.imageio import IMAGE_SUFFIXES, list_images, read_image, write_image
-from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer
+from dmphn_core.imageio import IMAGE_SUFFIXES, list_images, read_image_and_format, write_image
+from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer, TilePlan
 from export.cache import CACHE_ENV, runner_for_model
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-deblur: "))
@@ -132,6 +135,17 @@ class ProgressBar:
             print(line)
 
 
+def _size(height: int, width: int) -> str:
+    return f"{width}x{height}"
+
+
+def describe_plan(plan: TilePlan) -> str:
+    """The tile plan in width x height, as image sizes are usually read."""
+    if plan.is_whole:
+        return f"padded to {_size(*plan.padded_hw)}"
+    return f"{plan.count} tiles of {_size(*plan.tile_hw)}, overlap {_size(*plan.overlap_hw)}"
+
+
 def _report_failure(source: Path, exc: BaseException) -> None:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     # most messages already name the file; say it once
@@ -142,12 +156,12 @@ def _report_failure(source: Path, exc: BaseException) -> None:
 @user_errors
 def deblur(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="output image (one input) or folder [default: deblurred/]")] = None,
-    model: Annotated[Path | None, typer.Option(help="checkpoint .pt, TorchScript .ts, .onnx, AOTInductor .pt2 or TensorRT .engine [default: the demo checkpoint]")] = None,
-    runtime: Annotated[str, typer.Option(help=runtime_help("auto: the fastest verified runtime here, for a checkpoint; an artifact's own runtime"))] = "auto",
-    cache: Annotated[Path | None, typer.Option(help=f"folder of cached verified artifacts [default: ${CACHE_ENV} or ~/.cache/dmphn/artifacts]")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="output image (one input) or folder", show_default="./deblurred/")] = None,
+    model: Annotated[Path | None, typer.Option(help="checkpoint .pt, TorchScript .ts, .onnx, AOTInductor .pt2 or TensorRT .engine", show_default="the demo checkpoint")] = None,
+    runtime: Annotated[str, typer.Option(help=runtime_help(), show_default="auto: the fastest verified runtime here for a checkpoint; an artifact's own")] = "auto",
+    cache: Annotated[Path | None, typer.Option(help="folder of cached verified artifacts", show_default=f"${CACHE_ENV} or ~/.cache/dmphn/artifacts")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    precision: Annotated[str | None, typer.Option(help=precision_help("fp32; an engine's own"))] = None,
+    precision: Annotated[str | None, typer.Option(help=precision_help(), show_default="fp32; an engine's own")] = None,
     tile: Annotated[int | None, typer.Option(help="run in tiles of N x N pixels (large frames, little memory)")] = None,
     overlap: Annotated[int, typer.Option(help="pixels shared by neighbouring tiles")] = DEFAULT_OVERLAP,
     suffix: Annotated[str, typer.Option(help="file type of images written into a folder")] = ".png",
@@ -179,26 +193,29 @@ def deblur(
             bar.next_image(source.name)
             image = None
             try:
-                image = read_image(source)
+                image, source_format = read_image_and_format(source)
                 plan = deblurrer.plan(*image.shape[:2])
                 begin = time.perf_counter()
                 result = deblurrer.deblur(image, clamp=True)
                 runner.synchronize()
                 elapsed = time.perf_counter() - begin
-                write_image(destination, result)
+                notes = write_image(destination, result, like=source_format)
             except (DMPHNError, ValueError, OSError) as exc:
                 _report_failure(source, exc)
                 failed += 1
                 continue
             except (torch.OutOfMemoryError, MemoryError):
-                size = f" at {image.shape[0]}x{image.shape[1]}" if image is not None else ""
+                size = f" at {_size(*image.shape[:2])} (WxH)" if image is not None else ""
                 _report_failure(source, DMPHNError(f"out of memory{size}; try --tile 512"))
                 failed += 1
                 continue
             done += 1
             seconds += elapsed
-            bar.print(f"{source} -> {destination} ({image.shape[0]}x{image.shape[1]}, {plan.describe()}, {elapsed:.2f} s)")
+            bar.print(f"{source} -> {destination} ({_size(*image.shape[:2])} WxH, {source_format.describe()}, "
+                      f"{describe_plan(plan)}, {elapsed:.2f} s)")
             bar.image_done(elapsed)
+            for note in notes:
+                print(f"note: {destination}: {note}", file=sys.stderr)
     per_image = f", {seconds / done:.2f} s per image" if done else ""
     print(f"deblurred {done} of {done + failed} image(s) with {runner.name}{per_image}"
           + (f"; {failed} failed" if failed else "") + (f" -> {folder}" if folder is not None and done else ""))

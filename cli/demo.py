@@ -1,21 +1,26 @@
 """dmphn-demo: the whole toolkit in one run, on the shipped model and a bundled photo.
 
-1. blur a held-out photo (``rocket.jpg``, 427x640, never seen in training) with a
+1. blur a held-out photo (``rocket.jpg``, 427x640 HxW, never seen in training) with a
    camera-shake path, exactly as the training pairs were made;
-2. deblur it with the shipped checkpoint; PSNR/SSIM before and after;
+2. deblur it with the shipped checkpoint; PSNR/SSIM before and after; a labelled picture with a
+   zoomed row where deblurring changed the image most;
 3. export ONNX and TorchScript at the photo's padded size, each verified against PyTorch;
-4. run every CPU runtime on the same input: parity and latency side by side.
+4. time the CPU runtimes on the same input, parity and latency side by side: PyTorch (static
+   and per-patch), TorchScript and ONNX Runtime. AOTInductor and torch.compile are timed only
+   with ``--all-runtimes``: compiling them costs minutes on a small CPU, more than the rest of
+   the demo (``dmphn-bench --runtime all`` times every runtime).
 
+``--crop HxW`` runs on a centre crop of the photo (a quick check of the whole path).
 Writes the images, the exported models and ``report.json`` / ``report.md`` into ``--out``.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import cv2
 import numpy as np
 import torch
 import typer
@@ -26,7 +31,7 @@ from cli.common import new_app, user_errors
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.data.camera_shake import ShakeSettings, camera_path, shake
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import write_text_atomic
+from dmphn_core.fileio import strict_json, write_text_atomic
 from dmphn_core.geometry import pad_to_block
 from dmphn_core.imageio import image_to_tensor, read_image, write_image
 from dmphn_core.inference import deblur_image
@@ -37,35 +42,106 @@ app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-demo: "))
 console = Console()
 
 
+#: Runtimes the demo always times; COMPILED_RUNTIMES only with --all-runtimes (minutes of compiling).
+QUICK_RUNTIMES = ("torch", "torch-ref", "torchscript", "ort")
+COMPILED_RUNTIMES = ("aoti", "compile")
+
+_WHITE = 1.0
+_LABEL_HEIGHT = 26
+
+
+def _labelled(image: np.ndarray, label: str) -> np.ndarray:
+    """``image`` (H, W, 3) with a white strip above it holding ``label`` in black."""
+    strip = np.full((_LABEL_HEIGHT, image.shape[1], 3), 255, np.uint8)  # OpenCV draws text on 8-bit images only
+    scale = 0.5 if image.shape[1] >= 240 else 0.35  # small crops (--crop) get small text
+    cv2.putText(strip, label, (4, _LABEL_HEIGHT - 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([strip.astype(np.float32) / 255.0, image.astype(np.float32)], axis=0)
+
+
 def _side_by_side(*images: np.ndarray, gap: int = 8) -> np.ndarray:
     height = images[0].shape[0]
-    spacer = np.ones((height, gap, 3), np.float32)
+    spacer = np.full((height, gap, 3), _WHITE, np.float32)
     parts = [part for image in images for part in (image, spacer)][:-1]
     return np.concatenate(parts, axis=1)
 
 
-def _runtimes_side_by_side(model, blurred: np.ndarray, out: Path, iters: int) -> tuple[list[dict[str, Any]], list[str]]:
-    """Export ONNX + TorchScript at the padded size; parity and latency of every CPU runtime."""
+def most_changed_window(before: np.ndarray, after: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left (y, x) of the ``size`` x ``size`` window where ``after`` differs most from ``before``
+    (mean absolute difference over the window and the channels)."""
+    diff = np.abs(after.astype(np.float32) - before.astype(np.float32)).mean(axis=2)
+    # mean over every size x size window, anchored at its top-left corner
+    window_mean = cv2.boxFilter(diff, -1, (size, size), anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+    valid = window_mean[: diff.shape[0] - size + 1, : diff.shape[1] - size + 1]
+    y, x = np.unravel_index(int(np.argmax(valid)), valid.shape)
+    return int(y), int(x)
+
+
+def comparison_picture(blurred: np.ndarray, deblurred: np.ndarray, sharp: np.ndarray, labels: tuple[str, str, str]) -> np.ndarray:
+    """Three labelled panels and below them the same three zoomed in where deblurring changed most.
+
+    The zoomed window is outlined in red on the full panels. Returns (H', W', 3) float in [0, 1].
+    """
+    height, width = sharp.shape[:2]
+    size = max(8, min(height, width) // 4)
+    y, x = most_changed_window(blurred, deblurred, size)
+    zoom = max(1, min(4, width // size))  # up to 4x: enough to see edges, small enough to keep the file light
+    panels, crops = [], []
+    for image, label in zip((blurred, deblurred, sharp), labels):
+        crop = cv2.resize(image[y : y + size, x : x + size], (size * zoom, size * zoom), interpolation=cv2.INTER_NEAREST)
+        crop = np.pad(crop, ((0, 0), (0, width - size * zoom), (0, 0)), constant_values=_WHITE)
+        outlined = np.ascontiguousarray(np.clip(image, 0.0, 1.0), dtype=np.float32).copy()
+        cv2.rectangle(outlined, (x, y), (x + size - 1, y + size - 1), (1.0, 0.0, 0.0), 1)
+        panels.append(_labelled(outlined, label))
+        crops.append(_labelled(crop, f"zoom x{zoom}: most changed" if not crops else ""))
+    top, bottom = _side_by_side(*panels), _side_by_side(*crops)
+    return np.concatenate([top, np.full((8, top.shape[1], 3), _WHITE, np.float32), bottom], axis=0)
+
+
+def _runtimes_side_by_side(
+    model, blurred: np.ndarray, out: Path, iters: int, runtime_keys: tuple[str, ...]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Export what ``runtime_keys`` need at the padded size; parity and latency of each, same input."""
     from benchmarks.timing import time_runner
-    from export.to_onnx import export_onnx
-    from export.to_torchscript import export_torchscript
     from runtimes.compare import compare_outputs, tolerance_for
-    from runtimes.onnxruntime import OnnxRuntimeRunner
-    from runtimes.torch_eager import TorchReferenceRunner, TorchRunner
-    from runtimes.torchscript import TorchScriptRunner
 
     x, _ = pad_to_block(image_to_tensor(blurred), model.geometry)
     _, _, height, width = x.shape
     log: list[str] = []
-    onnx_path, ts_path = out / f"dmphn_{height}x{width}.onnx", out / f"dmphn_{height}x{width}.ts"
-    for export, path in ((export_onnx, onnx_path), (export_torchscript, ts_path)):
-        info = export(model, path, batch=1, height=height, width=width)
-        log += info.get("log_lines", [])
+    runners = []
+    for key in runtime_keys:
+        if key in ("torch", "torch-ref"):
+            from runtimes.torch_eager import TorchReferenceRunner, TorchRunner
+
+            runners.append(TorchRunner(model) if key == "torch" else TorchReferenceRunner(model))
+        elif key == "torchscript":
+            from export.to_torchscript import export_torchscript
+            from runtimes.torchscript import TorchScriptRunner
+
+            path = out / f"dmphn_{height}x{width}.ts"
+            log += export_torchscript(model, path, batch=1, height=height, width=width).get("log_lines", [])
+            runners.append(TorchScriptRunner(path))
+        elif key == "ort":
+            from export.to_onnx import export_onnx
+            from runtimes.onnxruntime import OnnxRuntimeRunner
+
+            path = out / f"dmphn_{height}x{width}.onnx"
+            log += export_onnx(model, path, batch=1, height=height, width=width).get("log_lines", [])
+            runners.append(OnnxRuntimeRunner(path))
+        elif key == "aoti":
+            from export.to_aoti import export_aoti
+            from runtimes.aoti import AOTIRunner
+
+            path = out / f"dmphn_{height}x{width}.pt2"
+            log += export_aoti(model, path, batch=1, height=height, width=width, device="cpu").get("log_lines", [])
+            runners.append(AOTIRunner(path))
+        elif key == "compile":
+            from runtimes.torch_compile import TorchCompileRunner
+
+            runners.append(TorchCompileRunner(model))
     with torch.no_grad():
         reference = model(x)
     tolerance = tolerance_for("fp32")
     rows = []
-    runners = [TorchRunner(model), TorchReferenceRunner(model), TorchScriptRunner(ts_path), OnnxRuntimeRunner(onnx_path)]
     for runner in runners:
         with runner:
             comparison = compare_outputs(runner.infer(x), reference, tolerance)
@@ -73,16 +149,51 @@ def _runtimes_side_by_side(model, blurred: np.ndarray, out: Path, iters: int) ->
         rows.append({"runtime": runner.runtime, "runner": runner.name, "shape": f"1x3x{height}x{width}",
                      "max_abs": comparison.max_abs, "psnr_db": comparison.psnr_db, "parity": comparison.passed,
                      "p50_ms": stats.p50_ms, "min_ms": stats.min_ms})
-    reference_ms = next(r["p50_ms"] for r in rows if r["runtime"] == "torch-ref")
+    reference_ms = next((r["p50_ms"] for r in rows if r["runtime"] == "torch-ref"), None)
     for row in rows:
-        row["speedup_vs_per_patch"] = reference_ms / row["p50_ms"]
+        # one level = one patch: the per-patch reference is the same computation, the ratio only noise
+        same = model.geometry.num_levels == 1
+        row["speedup_vs_per_patch"] = None if same or reference_ms is None else reference_ms / row["p50_ms"]
     return rows, log
+
+
+def parse_crop(text: str | None) -> tuple[int, int] | None:
+    """``"64x128"`` (H x W) -> ``(64, 128)``; None stays None."""
+    if text is None:
+        return None
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise DMPHNError(f"--crop must look like HEIGHTxWIDTH (e.g. 64x128), got {text!r}") from None
+    if height < 16 or width < 16:
+        raise DMPHNError(f"--crop must be at least 16x16, got {text!r}")
+    return height, width
+
+
+def _centre_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if height > h or width > w:
+        raise DMPHNError(f"--crop {height}x{width} (HxW) is larger than the photo ({h}x{w} HxW)")
+    top, left = (h - height) // 2, (w - width) // 2
+    return np.ascontiguousarray(image[top : top + height, left : left + width])
+
+
+def checkpoint_note(checkpoint_path: Path, model_name: str, gain_db: float) -> str:
+    """One honest line on what the shipped checkpoint is, from its own training record."""
+    training = load_checkpoint(checkpoint_path).training or {}
+    validation = training.get("validation") or {}
+    trained = f"trained on {training.get('device', '?').upper()} for {training.get('seconds', 0) / 60:.0f} min (last stage)"
+    val = (f"; {validation['gain_db']:+.2f} dB on its val pairs" if isinstance(validation.get("gain_db"), float) else "")
+    return (f"note: the shipped {model_name} is a small demo model {trained} on scikit-image's bundled photos{val}; "
+            f"here it changed PSNR by {gain_db:+.2f} dB, and on photos it has never seen it does not gain on "
+            "average (README, 'The shipped demo checkpoint'). For GoPro-trained weights import the authors' "
+            "(dmphn-ckpt import-authors) and pass --checkpoint; `--model authors` is tracked as a separate issue.")
 
 
 def _markdown(report: dict[str, Any]) -> str:
     quality = report["quality"]
     lines = [
-        f"# dmphn-demo — {report['model']} on {report['photo']} ({report['size'][0]}x{report['size'][1]})",
+        f"# dmphn-demo — {report['model']} on {report['photo']} ({report['size'][1]}x{report['size'][0]} WxH)",
         "",
         f"Checkpoint: `{report['checkpoint']}`; blur: camera shake, max path {report['blur']['max_shift']} px, "
         f"{report['blur']['subframes']} sub-frames, seed {report['blur']['seed']}.",
@@ -94,12 +205,20 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         f"Gain: {quality['gain_db']:+.2f} dB PSNR, {quality['ssim_gain']:+.4f} SSIM.",
     ]
+    if report.get("note"):
+        note = report["note"].removeprefix("note: ")
+        lines += ["", note[:1].upper() + note[1:]]
     if report.get("runtimes"):
         lines += ["", "| runtime | shape | max abs vs PyTorch | parity (fp32 ≤ 1e-4) | p50 ms | min ms | × per-patch |",
                   "| --- | --- | ---: | --- | ---: | ---: | ---: |"]
         lines += [f"| {r['runner']} | {r['shape']} | {r['max_abs']:.2e} | {'pass' if r['parity'] else 'FAIL'} | "
-                  f"{r['p50_ms']:.1f} | {r['min_ms']:.1f} | {r['speedup_vs_per_patch']:.2f} |" for r in report["runtimes"]]
+                  f"{r['p50_ms']:.1f} | {r['min_ms']:.1f} | {_ratio(r)} |" for r in report["runtimes"]]
+        lines += ["", report["runtimes_note"]]
     return "\n".join(lines) + "\n"
+
+
+def _ratio(row: dict[str, Any]) -> str:
+    return "n/a" if row["speedup_vs_per_patch"] is None else f"{row['speedup_vs_per_patch']:.2f}"
 
 
 @app.command()
@@ -111,13 +230,20 @@ def demo(
     max_shift: Annotated[float, typer.Option(help="camera path length in pixels")] = 24.0,
     seed: Annotated[int, typer.Option(help="seed of the camera path")] = 0,
     runtimes: Annotated[bool, typer.Option("--runtimes/--no-runtimes", help="export and compare runtimes")] = True,
+    all_runtimes: Annotated[bool, typer.Option("--all-runtimes", help="also AOTInductor and torch.compile (minutes of compiling)")] = False,
+    crop: Annotated[str | None, typer.Option(help="run on a centre crop HxW of the photo (e.g. 64x128: a quick check)")] = None,
     iters: Annotated[int, typer.Option(help="timed runs per runtime")] = 3,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's choice)")] = None,
 ) -> None:
     """Blur, deblur, score, export and compare runtimes; print a summary and write a report."""
     from runtimes.torch_eager import TorchRunner
 
-    if threads:
+    crop_hw = parse_crop(crop)
+    if iters < 1:
+        raise DMPHNError(f"--iters must be at least 1, got {iters}")
+    if threads is not None:
+        if threads < 1:
+            raise DMPHNError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     begin = time.perf_counter()
     checkpoint_path = checkpoint or DEMO_CHECKPOINT
@@ -126,6 +252,8 @@ def demo(
     model = load_checkpoint(checkpoint_path).build_model()
     photo_file = photo or photo_path("rocket.jpg")
     sharp = read_image(photo_file)
+    if crop_hw is not None:
+        sharp = _centre_crop(sharp, *crop_hw)
     out.mkdir(parents=True, exist_ok=True)
 
     settings = ShakeSettings(max_shift=max_shift)
@@ -143,33 +271,48 @@ def demo(
     quality["ssim_gain"] = quality["deblurred_ssim"] - quality["blurred_ssim"]
     for name, image in (("sharp", sharp), ("blurred", blurred), ("deblurred", deblurred)):
         write_image(out / f"{name}.png", image)
-    write_image(out / "blurred_deblurred_sharp.png", _side_by_side(blurred, deblurred, sharp))
-    console.print(f"{model.config.name} deblurred {photo_file.name} ({sharp.shape[0]}x{sharp.shape[1]}) in "
+    labels = (f"blurred  {quality['blurred_psnr_db']:.2f} dB",
+              f"deblurred  {quality['deblurred_psnr_db']:.2f} dB ({quality['gain_db']:+.2f})",
+              "sharp (target)")
+    write_image(out / "blurred_deblurred_sharp.png", comparison_picture(blurred, deblurred, sharp, labels))
+    console.print(f"{model.config.name} deblurred {photo_file.name} ({sharp.shape[1]}x{sharp.shape[0]} WxH) in "
                   f"{deblur_seconds:.2f}s: PSNR {quality['blurred_psnr_db']:.2f} -> {quality['deblurred_psnr_db']:.2f} dB "
                   f"({quality['gain_db']:+.2f}), SSIM {quality['blurred_ssim']:.4f} -> {quality['deblurred_ssim']:.4f}")
+    note = checkpoint_note(checkpoint_path, model.config.name, quality["gain_db"]) if checkpoint is None else None
+    if note:
+        console.print(note, markup=False, highlight=False)
 
     report: dict[str, Any] = {
         "model": model.config.name, "checkpoint": str(checkpoint_path), "photo": photo_file.name,
         "size": list(sharp.shape[:2]), "blur": {"max_shift": max_shift, "subframes": settings.subframes, "seed": seed},
         "quality": quality, "deblur_seconds": deblur_seconds, "threads": torch.get_num_threads(),
+        "crop_hw": list(crop_hw) if crop_hw else None, "note": note,
     }
     if runtimes:
-        rows, log = _runtimes_side_by_side(model, blurred, out, iters)
+        keys = QUICK_RUNTIMES + (COMPILED_RUNTIMES if all_runtimes else ())
+        rows, log = _runtimes_side_by_side(model, blurred, out, iters, keys)
         for line in log:
             console.print(line)
         report["runtimes"] = rows
+        report["runtimes_note"] = (
+            "Timed: " + ", ".join(keys) + "." + ("" if all_runtimes else
+            " Not timed: aoti, compile — compiling them takes minutes on a small CPU; add --all-runtimes, "
+            "or run dmphn-bench --runtime all.")
+            + (" × per-patch is n/a: a one-level model has one patch, so the per-patch reference runs the same "
+               "computation." if model.geometry.num_levels == 1 else ""))
         table = Table(title=f"runtimes on the same input ({rows[0]['shape']}, CPU, {torch.get_num_threads()} threads)")
         for column in ("runtime", "max abs vs PyTorch", "parity", "p50 ms", "× per-patch"):
             table.add_column(column, justify="left" if column in ("runtime", "parity") else "right")
         for r in rows:
             table.add_row(r["runner"], f"{r['max_abs']:.2e}", "pass" if r["parity"] else "FAIL", f"{r['p50_ms']:.1f}",
-                          f"{r['speedup_vs_per_patch']:.2f}")
+                          _ratio(r))
         console.print(table)
+        console.print(report["runtimes_note"], markup=False, highlight=False)
     report["seconds"] = time.perf_counter() - begin
-    write_text_atomic(out / "report.json", json.dumps(report, indent=2))
+    write_text_atomic(out / "report.json", strict_json(report, indent=2))
     write_text_atomic(out / "report.md", _markdown(report))
     console.print(f"wrote {out}/: sharp.png, blurred.png, deblurred.png, blurred_deblurred_sharp.png, report.json, report.md"
-                  + (", exported .onnx and .ts" if runtimes else "") + f" ({report['seconds']:.0f}s)")
+                  + (", the exported models" if runtimes else "") + f" ({report['seconds']:.0f}s)")
     if runtimes and not all(r["parity"] for r in report["runtimes"]):
         raise DMPHNError("a runtime disagreed with PyTorch beyond fp32 tolerance (see the table)")
 

@@ -34,6 +34,9 @@ DynHWOpt = Annotated[bool, typer.Option("--dynamic-hw/--static-hw", help="leave 
 
 
 def _load(checkpoint: Path | None, height: int, width: int, batch: int) -> DMPHN:
+    if height <= 0 or width <= 0:
+        # before loading anything, and not as "crop to 0x64": a size must be positive first
+        raise DMPHNError(f"--height/-H and --width/-W must be positive; got {height}x{width}")
     model = load_checkpoint(checkpoint or DEMO_CHECKPOINT).build_model()
     model.geometry.check_size(height, width)
     if batch < 1:

@@ -56,7 +56,7 @@ def synth(
     max_rotation: Annotated[float, typer.Option(help="largest rotation over the exposure, degrees")] = 1.0,
     noise: Annotated[float, typer.Option(help="Gaussian noise sigma in linear light")] = 0.0,
     min_contrast: Annotated[float, typer.Option(
-        help="flatten each train/val view's contrast by a log-uniform factor in [this, 1] (1 = off); test never")] = 1.0,
+        help="flatten each train/val view's contrast by a log-uniform factor between this and 1 (1 = off); test never")] = 1.0,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Generate the pairs and a synth.json recording how they were made."""

@@ -11,8 +11,6 @@ The result is one JSON-able dict, ``{"summary": {...}, "images": [...]}``, which
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +22,7 @@ from rich.table import Table
 
 from .data.gopro import DatasetError, ImagePair
 from .errors import DMPHNError
-from .fileio import write_text_atomic
+from .fileio import strict_json, write_text_atomic
 from .imageio import read_image
 from .inference import DEFAULT_OVERLAP, Deblurrer, ImageRunner
 from .metrics import psnr, ssim
@@ -134,19 +132,8 @@ def evaluate_pairs(
 # -- presentation -----------------------------------------------------------------------
 
 
-def _finite_or_none(value: Any) -> Any:
-    """JSON has no Infinity: identical images (PSNR = inf) are written as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    return value
-
-
 def to_json(result: dict[str, Any]) -> str:
-    return json.dumps(_finite_or_none(result), indent=2, default=str, allow_nan=False) + "\n"
+    return strict_json(result, indent=2) + "\n"
 
 
 def write_json(result: dict[str, Any], path: str | os.PathLike) -> None:
@@ -160,9 +147,9 @@ def _title(summary: dict[str, Any]) -> str:
     return f"{summary.get('model') or 'model'} via {runner}" + (f" on {where}" if where else "")
 
 
-_COLUMNS = ("image", "size", "blurred PSNR", "blurred SSIM", "deblurred PSNR", "deblurred SSIM", "gain dB", "s/image")
+_COLUMNS = ("image", "W×H", "blurred PSNR", "blurred SSIM", "deblurred PSNR", "deblurred SSIM", "gain dB", "s/image")
 #: Narrow headers for the console (80 columns when not a terminal); the caption explains them.
-_SHORT_COLUMNS = ("image", "size", "PSNR in", "SSIM in", "PSNR out", "SSIM out", "gain dB", "s/img")
+_SHORT_COLUMNS = ("image", "W×H", "PSNR in", "SSIM in", "PSNR out", "SSIM out", "gain dB", "s/img")
 
 
 def _row(name: str, size: str, item: dict[str, Any], seconds_key: str) -> list[str]:
@@ -176,7 +163,7 @@ def _rows(result: dict[str, Any], max_rows: int | None) -> list[list[str]]:
     images = result["images"]
     rows = []
     if max_rows is None or len(images) <= max_rows:
-        rows = [_row(i["name"], f"{i['height']}x{i['width']}", i, "seconds") for i in images]
+        rows = [_row(i["name"], f"{i['width']}x{i['height']}", i, "seconds") for i in images]
     summary = result["summary"]
     rows.append(_row(f"mean of {summary['images']}", "", summary, "seconds_per_image"))
     return rows

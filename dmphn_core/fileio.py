@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import DMPHNError
 
@@ -57,3 +60,27 @@ def write_bytes_atomic(destination: str | os.PathLike, data: bytes) -> None:
 def write_text_atomic(destination: str | os.PathLike, text: str) -> None:
     with atomic_path(destination) as tmp:
         tmp.write_text(text)
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float (inf, NaN) replaced by None, recursively.
+
+    JSON has no Infinity or NaN; Python's json module writes them anyway as bare tokens that
+    strict parsers (browsers, jq, Go, Rust) reject. An identical pair of outputs (PSNR = inf)
+    is therefore written as ``null``. NumPy scalars become plain Python numbers.
+    """
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy / torch scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def strict_json(value: Any, **dumps_kwargs: Any) -> str:
+    """``json.dumps`` that any parser reads: inf/NaN become null (see ``finite_or_none``)."""
+    dumps_kwargs.setdefault("default", str)
+    return json.dumps(finite_or_none(value), allow_nan=False, **dumps_kwargs)

@@ -114,13 +114,17 @@ class Geometry:
     def check_size(self, height: int, width: int) -> None:
         """Raise ``ValueError`` naming the sizes and the fix if H×W does not fit."""
         bh, bw = self.size_block
-        if height <= 0 or width <= 0 or height % bh or width % bw:
-            ph, pw = self.padded_size(max(height, 1), max(width, 1))
+        if height <= 0 or width <= 0:
+            raise ValueError(f"H and W must be positive; got {height}x{width} (H x W)")
+        if height % bh or width % bw:
+            ph, pw = self.padded_size(height, width)
+            crop_h, crop_w = height - height % bh, width - width % bw
+            # cropping is a fix only when something is left of the image
+            crop = f" or crop to {crop_h}x{crop_w}" if crop_h and crop_w else ""
             raise ValueError(
                 f"DMPHN-{self.name} ({self.layout} layout) needs H a multiple of {bh} and W a "
-                f"multiple of {bw}; got {height}x{width}. Pad to {ph}x{pw} "
-                f"(dmphn_core.geometry.pad_to_block) or crop to "
-                f"{height - height % bh}x{width - width % bw}."
+                f"multiple of {bw}; got {height}x{width} (H x W). Pad to {ph}x{pw} "
+                f"(dmphn_core.geometry.pad_to_block){crop}."
             )
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -14,13 +15,39 @@ from .fileio import atomic_path
 
 #: Suffixes the deblur and dataset code pick up when given a folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: Suffixes whose files OpenCV writes with an alpha channel / with 16 bits per channel.
+ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp")
+DEEP_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """How a file stored its pixels, so that a processed image can be stored the same way.
+
+    The model sees RGB only; ``write_image(..., like=fmt)`` gives the output the input's
+    grey-ness, alpha channel (unchanged, (H, W) in [0, 1]) and bit depth back.
+    """
+
+    channels: int  # 1 grey, 3 RGB, 4 RGBA
+    bit_depth: int  # 8, 16 (32: float files)
+    alpha: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def describe(self) -> str:
+        kind = {1: "grey", 3: "RGB", 4: "RGBA"}[self.channels]
+        return f"{self.bit_depth}-bit {kind}"
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image as float32 RGB, (H, W, 3), in [0, 1].
 
-    Grey images are repeated to 3 channels, alpha is dropped, 16-bit images are scaled.
+    Grey images are repeated to 3 channels, alpha is dropped, 16-bit images are scaled;
+    ``read_image_and_format`` also returns what was dropped, to write it back.
     """
+    return read_image_and_format(path)[0]
+
+
+def read_image_and_format(path: str | os.PathLike) -> tuple[np.ndarray, ImageFormat]:
+    """``read_image`` plus the file's ``ImageFormat`` (channels, bit depth, alpha)."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image not found: {path}")
@@ -35,40 +62,68 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         scale = 1.0
     else:
         raise ImageError(f"{path}: unsupported pixel type {raw.dtype}")
-    if raw.ndim == 2:
-        rgb = cv2.cvtColor(raw, cv2.COLOR_GRAY2RGB)
+    alpha = None
+    if raw.ndim == 2 or raw.shape[2] == 1:
+        channels, rgb = 1, cv2.cvtColor(raw.reshape(raw.shape[:2]), cv2.COLOR_GRAY2RGB)
     elif raw.shape[2] == 4:
-        rgb = cv2.cvtColor(raw, cv2.COLOR_BGRA2RGB)
+        channels, rgb = 4, cv2.cvtColor(raw, cv2.COLOR_BGRA2RGB)
+        alpha = raw[..., 3].astype(np.float32) / scale
     elif raw.shape[2] == 3:
-        rgb = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
+        channels, rgb = 3, cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
     else:
         raise ImageError(f"{path}: {raw.shape[2]} channels; expected grey, RGB or RGBA")
     image = rgb.astype(np.float32) / scale
     if not np.isfinite(image).all():
         raise ImageError(f"{path}: image holds NaN or Inf")
-    return image
+    bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(raw.dtype, 32)
+    return image, ImageFormat(channels, bit_depth, alpha)
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write float RGB (H, W, 3) in [0, 1] (clipped) as 8-bit, atomically.
+def write_image(path: str | os.PathLike, image: np.ndarray, *, like: ImageFormat | None = None) -> list[str]:
+    """Write float RGB (H, W, 3) in [0, 1] (clipped) atomically; the format follows the suffix.
 
-    The format follows the suffix; 16-bit PNG is written when the suffix is ``.png`` and
-    ``image`` is uint16.
+    8-bit by default; a uint16 ``image`` is written as is (16-bit PNG / TIFF). With ``like``
+    (from ``read_image_and_format``) the file gets the source's form back where the suffix
+    allows it: grey stays grey (the mean of R, G, B), alpha is put back unchanged, 16-bit
+    stays 16-bit. Returns one note per thing the suffix could not keep (empty: nothing lost).
     """
     path = Path(path)
+    suffix = (path.suffix or ".png").lower()
     if image.ndim != 3 or image.shape[2] != 3:
         raise ImageError(f"cannot write {path}: expected (H, W, 3), got {image.shape}")
-    if image.dtype == np.uint16:
-        pixels = image
-    else:
+    notes: list[str] = []
+    deep = image.dtype == np.uint16
+    if not deep:
         if not np.isfinite(image).all():
             raise ImageError(f"cannot write {path}: image holds NaN or Inf")
-        pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    ok, encoded = cv2.imencode(path.suffix or ".png", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
+        image = np.clip(image, 0.0, 1.0)
+    if like is not None and like.bit_depth > 8 and not deep:
+        if suffix in DEEP_SUFFIXES:
+            deep = True
+        else:
+            notes.append(f"{like.bit_depth}-bit input written as 8-bit ({suffix} has no 16-bit form)")
+    scale = 65535.0 if deep else 255.0
+    dtype = np.uint16 if deep else np.uint8
+    pixels = image if image.dtype == np.uint16 else (image * scale + 0.5).astype(dtype)
+    if like is not None and like.channels == 1:
+        # the model saw the grey image repeated in R, G and B; give back one channel
+        out = (pixels.astype(np.float32).mean(axis=2) + 0.5).astype(dtype)
+    else:
+        out = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    if like is not None and like.alpha is not None:
+        if like.alpha.shape != out.shape[:2]:
+            raise ImageError(f"cannot write {path}: alpha is {like.alpha.shape}, image {out.shape[:2]}")
+        if suffix in ALPHA_SUFFIXES:
+            alpha = (np.clip(like.alpha, 0.0, 1.0) * scale + 0.5).astype(dtype)
+            out = np.dstack([out, alpha])
+        else:
+            notes.append(f"alpha channel dropped ({suffix} has none)")
+    ok, encoded = cv2.imencode(suffix, out)
     if not ok:
         raise ImageError(f"cannot encode {path}: unsupported suffix {path.suffix!r}")
     with atomic_path(path) as tmp:
         tmp.write_bytes(encoded.tobytes())
+    return notes
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:

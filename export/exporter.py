@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import os
 import pkgutil
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import atomic_path, write_text_atomic
+from dmphn_core.fileio import atomic_path, strict_json, write_text_atomic
 from dmphn_core.model import DMPHN
 from dmphn_core.precision import check_precision, tolerance_for
 from runtimes import runner_class
@@ -126,8 +125,8 @@ def export_verified(
             for line in verification.lines():
                 emit(line)
             if report is not None:
-                write_text_atomic(report, json.dumps({"kind": fmt, "artifact": str(output), "export": info,
-                                                      "verification": verification.to_dict()}, indent=2, default=str))
+                write_text_atomic(report, strict_json({"kind": fmt, "artifact": str(output), "export": info,
+                                                       "verification": verification.to_dict()}, indent=2))
             if not verification.passed:
                 raise ExportFailed(f"{fmt} export failed verification ({tolerance.describe()}); {output} was not written")
             # the companions go first: the artifact's own rename (leaving the block) is the commit

@@ -23,6 +23,7 @@ from dmphn_core.artifact import METADATA_KEY, artifact_metadata, metadata_json
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import atomic_path
 from dmphn_core.model import DMPHN
+from runtimes.torch_utils import torchscript_on_purpose
 
 from .exporter import Exporter
 
@@ -44,12 +45,12 @@ def export_torchscript(
     source = copy.deepcopy(model).to(device, torch.float32).eval()
     example = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
     begin = time.perf_counter()
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), torchscript_on_purpose(), warnings.catch_warnings():
         # the tracer warns that shape-derived ints become constants: intended for static shapes
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(source, example, check_trace=True)
     metadata = artifact_metadata(model.config, batch=batch, height=height, width=width, torchscript={"method": "trace", "device": device})
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, torchscript_on_purpose():
         torch.jit.save(traced, str(tmp), _extra_files={METADATA_KEY: metadata_json(metadata)})
         size = Path(tmp).stat().st_size
     seconds = time.perf_counter() - begin

@@ -65,8 +65,9 @@ def resolve_runner(
     cls = cls or runner_class(runtime_for_format(fmt))
     if fmt != cls.artifact_format:
         raise DMPHNError(
-            f"runtime {cls.runtime} runs {cls.artifact_format} files, but {path} is a {fmt} file"
-            + (f"; export it first (dmphn-export {cls.artifact_format} {path})" if fmt == "checkpoint" else "")
+            f"runtime {cls.runtime} runs {cls.artifact_format} files, but {path} is a {fmt} file; "
+            + (f"export it first (dmphn-export {cls.artifact_format} {path})" if fmt == "checkpoint"
+               else "leave out --runtime to run it with its own runtime")
         )
     precision = precision or (_artifact_precision(path, fmt) if cls.artifact_format == "tensorrt" else "fp32")
     wanted = device

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+
+@contextlib.contextmanager
+def torchscript_on_purpose() -> Iterator[None]:
+    """Silence PyTorch's "`torch.jit.*` is deprecated" warnings inside this block only.
+
+    PyTorch deprecated TorchScript (AOTInductor ``.pt2`` is the successor path), but this toolkit
+    still promises ``.ts`` artifacts for LibTorch users, so its own trace/save/load calls are
+    deliberate; anyone else's TorchScript use keeps warning.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+        yield
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from dmphn_core.artifact import config_of, read_metadata
 from dmphn_core.errors import DMPHNError
 
 from .base import Runner, require_cuda
-from .torch_utils import tf32_mode
+from .torch_utils import tf32_mode, torchscript_on_purpose
 
 
 class TorchScriptRunner(Runner):
@@ -39,7 +39,8 @@ class TorchScriptRunner(Runner):
         if not self.path.is_file():
             raise DMPHNError(f"TorchScript file not found: {self.path}")
         try:
-            module = torch.jit.load(str(self.path), map_location=self.device)
+            with torchscript_on_purpose():
+                module = torch.jit.load(str(self.path), map_location=self.device)
         except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/ValueError with long C++ traces
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise DMPHNError(f"cannot load TorchScript module {self.path}: {first}") from None

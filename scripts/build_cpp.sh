@@ -5,9 +5,10 @@
 #
 #   PYTHON=.venv/bin/python    Python whose torch (LibTorch) and onnxruntime wheels are used
 #   BUILD_DIR=cpp/build        build folder;  JOBS=2  parallel compile jobs
-#   DMPHN_FETCH_ORT_HEADERS=1  fetch the ONNX Runtime C++ headers (Debian 13 "trixie"
-#                              libonnxruntime-dev, unpacked into cpp/third_party/onnxruntime;
-#                              nothing is installed) so the onnxruntime backend compiles
+#   DMPHN_FETCH_ORT_HEADERS=1  also fetch the ONNX Runtime C++ headers when missing (see
+#                              scripts/install_cpp_deps.sh) so the onnxruntime backend compiles;
+#                              headers already in cpp/third_party/onnxruntime are always used
+#   DMPHN_NO_INSTALL=1         never run apt; fail with the command to run when packages are missing
 #   ONNXRUNTIME_ROOT, TENSORRT_ROOT   SDK folders (include/, lib/), passed on to CMake
 #   CMAKE_ARGS="..."           extra CMake arguments, e.g. -DDMPHN_WITH_AOTI=OFF
 set -euo pipefail
@@ -16,56 +17,21 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 BUILD_DIR=${BUILD_DIR:-cpp/build}
 JOBS=${JOBS:-2}
+ORT_HEADER=cpp/third_party/onnxruntime/include/onnxruntime/onnxruntime_cxx_api.h
 
-# Debian packages the build cannot do without (header, package). apt-get update only when
-# the plain install fails (fresh images often ship without package lists).
-ensure_deb() {
-    local header=$1 package=$2
-    [ -f "$header" ] && return 0
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "error: $header is missing; install it with: sudo apt-get install $package" >&2
-        exit 1
+# System packages and the optional ONNX Runtime headers come from scripts/install_cpp_deps.sh
+# (scripts/setup.sh runs it). A person running this script gets them installed when missing;
+# the test suite sets DMPHN_NO_INSTALL=1 so that pytest never runs apt.
+if [ ! -f /usr/include/nlohmann/json.hpp ] || [ ! -f /usr/include/png.h ] \
+        || { [ "${DMPHN_FETCH_ORT_HEADERS:-0}" = 1 ] && [ ! -f "$ORT_HEADER" ]; }; then
+    if [ "${DMPHN_NO_INSTALL:-0}" = 1 ]; then
+        [ -f /usr/include/nlohmann/json.hpp ] && [ -f /usr/include/png.h ] || {
+            echo "error: nlohmann-json3-dev or libpng-dev is missing; run: bash scripts/install_cpp_deps.sh" >&2
+            exit 1
+        }
+    else
+        ORT_HEADERS=${DMPHN_FETCH_ORT_HEADERS:-0} bash scripts/install_cpp_deps.sh
     fi
-    echo "build_cpp: apt-get install $package"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null 2>&1 || {
-        apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null
-    }
-}
-ensure_deb /usr/include/nlohmann/json.hpp nlohmann-json3-dev
-ensure_deb /usr/include/png.h libpng-dev
-
-# Debian 12 has no ONNX Runtime dev package; trixie's headers (API 21) work with the newer
-# library of the pip wheel. apt runs with its own state folder: the system's sources and
-# package lists are left alone.
-fetch_ort_headers() {
-    local dest=cpp/third_party/onnxruntime
-    [ -f "$dest/include/onnxruntime/onnxruntime_cxx_api.h" ] && return 0
-    # The Debian mirror this machine already uses, asked for the trixie suite.
-    local mirror
-    mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
-    [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 ~ /\/debian$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
-    [ -n "$mirror" ] || { echo "build_cpp: no Debian mirror in the apt sources; skipping ONNX Runtime headers" >&2; return 1; }
-    local work
-    work=$(mktemp -d)
-    mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/sources"
-    printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-        "$mirror" > "$work/sources/trixie.sources"
-    local apt_opts=(-o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$work/sources"
-                    -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o "APT::Sandbox::User=root")
-    echo "build_cpp: fetching libonnxruntime-dev (Debian trixie) headers into $dest"
-    apt-get "${apt_opts[@]}" update -q >/dev/null \
-        && (cd "$work" && apt-get "${apt_opts[@]}" download libonnxruntime-dev >/dev/null 2>&1) \
-        && dpkg -x "$work"/libonnxruntime-dev_*.deb "$work/root" \
-        && mkdir -p "$dest/include" && rm -rf "$dest/include/onnxruntime" \
-        && cp -r "$work/root/usr/include/onnxruntime" "$dest/include/" \
-        && cp "$work/root/usr/share/doc/libonnxruntime-dev/copyright" "$dest/COPYRIGHT.debian"
-    local status=$?
-    rm -rf "$work"
-    return $status
-}
-if [ "${DMPHN_FETCH_ORT_HEADERS:-0}" = 1 ]; then
-    # optional backend: without the headers it is simply not compiled (CMake says so)
-    fetch_ort_headers || echo "build_cpp: ONNX Runtime headers unavailable; the onnxruntime backend is not compiled" >&2
 fi
 
 TORCH_PREFIX=$("$PYTHON" -c 'import torch; print(torch.utils.cmake_prefix_path)')
@@ -77,10 +43,11 @@ cmake_args=(-S cpp -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release
 [ -n "${CMAKE_ARGS:-}" ] && cmake_args+=(${CMAKE_ARGS})
 
 # Configure once; `cmake --build` re-runs it by itself when a CMakeLists.txt changes.
-# Configure again when the arguments change (another Python, new SDK paths).
+# Configure again when the arguments change (another Python, new SDK paths) or when ONNX
+# Runtime headers arrived after the last configure.
 stamp="$BUILD_DIR/.build_cpp_args"
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${cmake_args[*]}" ] \
-        || { [ "${DMPHN_FETCH_ORT_HEADERS:-0}" = 1 ] && ! grep -q "^ONNXRUNTIME_INCLUDE_DIR:PATH=/" "$BUILD_DIR/CMakeCache.txt"; }; then
+        || { [ -f "$ORT_HEADER" ] && ! grep -q "^ONNXRUNTIME_INCLUDE_DIR:PATH=/" "$BUILD_DIR/CMakeCache.txt"; }; then
     cmake "${cmake_args[@]}"
     echo "${cmake_args[*]}" > "$stamp"
 fi

@@ -2,6 +2,7 @@
 # Make .venv from nothing and install the toolkit with its test tools.
 #   CPU host: a pinned CPU torch first (an unpinned torch would pull a multi-GB CUDA build).
 #   CUDA host (nvidia-smi sees a GPU): the CUDA torch and the [gpu] extra.
+#   Then the C++ part's system packages (scripts/install_cpp_deps.sh; DMPHN_SKIP_CPP_DEPS=1 skips).
 # Override with TORCH_SPEC (e.g. "torch==2.11.0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +22,10 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
 else
     $PIP install -q ${TORCH_SPEC:-torch==2.13.0}
     $PIP install -q -e ".[dev]"
+fi
+# The C++ part's system packages and ONNX Runtime headers (tests/cpp builds cpp/): an explicit
+# step here, so that pytest never runs apt. Optional: without root or apt it only warns.
+if [ "${DMPHN_SKIP_CPP_DEPS:-0}" != 1 ]; then
+    bash scripts/install_cpp_deps.sh || echo "setup: C++ dependencies not installed; tests/cpp will say what is missing" >&2
 fi
 "$VENV/bin/python" -c "import torch, onnxruntime; print('torch', torch.__version__, '| onnxruntime', onnxruntime.__version__, '| cuda', torch.cuda.is_available())"

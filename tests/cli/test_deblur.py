@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -28,7 +29,8 @@ def test_demo_photo_427x640_keeps_its_size(tmp_path, make_checkpoint):
     result = cli.invoke(app, [str(source), "-o", str(out), "--model", str(make_checkpoint(1)), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert read_image(out).shape == (427, 640, 3)
-    assert "whole 428x640" in result.stdout and "deblurred 1 of 1" in result.stdout
+    # sizes read width x height, and say so
+    assert "(640x427 WxH, 8-bit RGB, padded to 640x428," in result.stdout and "deblurred 1 of 1" in result.stdout
 
 
 def test_corrupt_file_among_good_ones_is_reported_and_skipped(tmp_path, make_checkpoint):
@@ -59,7 +61,7 @@ def test_fixed_shape_onnx_runs_in_tiles(tmp_path):
     write_image(source, image)
     result = cli.invoke(app, [str(source), "-o", str(tmp_path / "photo_out.png"), "--model", str(onnx_path)])
     assert result.exit_code == 0, result.output
-    assert "tiles of 32x64" in result.stdout
+    assert "tiles of 64x32" in result.stdout  # W x H of the artifact's 32x64 (H x W) input
     out = read_image(tmp_path / "photo_out.png")
     assert out.shape == (61, 99, 3)
     with TorchRunner(model) as runner:
@@ -116,3 +118,59 @@ def test_output_name_clashes_and_bad_outputs_are_refused(tmp_path, make_checkpoi
     empty.mkdir()
     result = cli.invoke(app, [str(empty), "--model", model])
     assert result.exit_code == 2 and "error: no images to deblur" in result.stderr
+
+
+def test_exported_runtime_with_a_checkpoint_exports_through_the_cache(tmp_path, make_checkpoint):
+    """``--runtime ort --model ckpt.pt`` used to fail inside ONNX Runtime ("Protobuf parsing failed")."""
+    source = tmp_path / "x.png"
+    write_image(source, sample_photo(16, 16, "coffee.png"))
+    cache = tmp_path / "cache"
+    result = cli.invoke(app, [str(source), "--model", str(make_checkpoint(1)), "--runtime", "ort", "--cache", str(cache),
+                              "-o", str(tmp_path / "out.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.png").is_file() and len(list(cache.rglob("*.onnx"))) == 1
+
+
+def test_artifact_with_a_checkpoint_runtime_is_one_line(tmp_path):
+    from export.to_onnx import export_onnx
+
+    onnx_path = tmp_path / "m.onnx"
+    export_onnx(random_model(1), onnx_path, batch=1, height=32, width=64)
+    source = tmp_path / "x.png"
+    write_image(source, np.zeros((16, 16, 3), np.float32))
+    line = _one_line_error(cli.invoke(app, [str(source), "--model", str(onnx_path), "--runtime", "torch"]))
+    assert "is a onnx file" in line and "leave out --runtime" in line
+
+
+def test_grey_rgba_and_16_bit_inputs_keep_their_form(tmp_path, make_checkpoint):
+    rng = np.random.default_rng(0)
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    grey = rng.integers(0, 256, (24, 40), dtype=np.uint8)
+    bgra = rng.integers(0, 256, (24, 40, 4), dtype=np.uint8)
+    deep = rng.integers(0, 65536, (24, 40, 3), dtype=np.uint16)
+    for name, pixels in (("grey.png", grey), ("rgba.png", bgra), ("deep.png", deep)):
+        cv2.imwrite(str(folder / name), pixels)
+    result = cli.invoke(app, [str(folder), "-o", str(out), "--model", str(make_checkpoint(1))])
+    assert result.exit_code == 0, result.output
+    written = {name: cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED) for name in ("grey.png", "rgba.png", "deep.png")}
+    assert written["grey.png"].shape == (24, 40) and written["grey.png"].dtype == np.uint8
+    assert written["rgba.png"].shape == (24, 40, 4)
+    np.testing.assert_array_equal(written["rgba.png"][..., 3], bgra[..., 3])  # alpha untouched
+    assert written["deep.png"].dtype == np.uint16 and written["deep.png"].shape == (24, 40, 3)
+    assert "16-bit RGB" in result.stdout and "8-bit grey" in result.stdout and "8-bit RGBA" in result.stdout
+    assert "note:" not in result.stderr
+
+
+def test_a_suffix_that_cannot_keep_alpha_says_so(tmp_path, make_checkpoint):
+    source = tmp_path / "rgba.png"
+    cv2.imwrite(str(source), np.full((16, 32, 4), 200, np.uint8))
+    result = cli.invoke(app, [str(source), "-o", str(tmp_path / "flat.jpg"), "--model", str(make_checkpoint(1))])
+    assert result.exit_code == 0, result.output
+    assert "note:" in result.stderr and "alpha channel dropped (.jpg has none)" in result.stderr
+    assert cv2.imread(str(tmp_path / "flat.jpg"), cv2.IMREAD_UNCHANGED).shape == (16, 32, 3)
+
+
+def test_help_shows_the_default_output_folder():
+    result = cli.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "./deblurred/" in result.stdout

@@ -107,6 +107,13 @@ def test_impossible_shape(make_checkpoint, tmp_path):
     assert list(tmp_path.glob("*.onnx")) == []
 
 
+@pytest.mark.parametrize("size", [("0", W), (H, "-16")])
+def test_non_positive_size_is_its_own_one_line_error(make_checkpoint, tmp_path, size):
+    result = cli.invoke(app, ["onnx", str(make_checkpoint(1)), "-H", size[0], "-W", size[1], "-o", str(tmp_path / "m.onnx")])
+    _assert_one_line_error(result, "must be positive", f"{size[0]}x{size[1]}")
+    assert "crop to" not in result.stderr
+
+
 def test_bad_batch_and_opset(make_checkpoint, tmp_path):
     ckpt = str(make_checkpoint(1))
     _assert_one_line_error(cli.invoke(app, ["onnx", ckpt, "-H", H, "-W", W, "-b", "0", "-o", str(tmp_path / "a.onnx")]),

@@ -27,6 +27,24 @@ def test_demo_checkpoint_is_small_safe_and_records_its_training():
     assert all(torch.isfinite(tensor).all() for tensor in checkpoint.state_dict.values())
 
 
+def test_readme_tells_the_story_of_the_shipped_record():
+    """Issue 17: the README's recipe and the checkpoint's own record must not disagree unexplained."""
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())  # line breaks as spaces
+    training = load_checkpoint(DEMO_CHECKPOINT).training
+    settings = training["settings"]
+    # the run's real folders, as recorded, are named in the README
+    init_path = training["origin"].removeprefix("weights from ")
+    for recorded in (settings["data"], settings["out"], init_path, f"--init {init_path}"):
+        assert recorded in readme, f"README does not mention the record's {recorded!r}"
+    # every recorded command's flags are shown (the README drops the venv path)
+    first = training["commands"][0].split("dmphn-train", 1)[1].split(" --levels")[0].strip()
+    assert f"dmphn-train {first}" in readme
+    count = len(training["commands"])
+    assert f"holds the {['zero', 'one', 'two', 'three'][count]} commands on that path" in readme
+    # and the settings' start value is explained, not left beside a contradicting origin
+    assert f'"start": "{settings["start"]}"' in readme and f'"origin": "{training["origin"][:12]}' in readme
+
+
 @pytest.fixture(scope="module")
 def held_out_pairs(tmp_path_factory):
     """The test split of README's demo data, regenerated (same command, same seed: same pairs)."""

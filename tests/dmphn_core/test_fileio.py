@@ -1,7 +1,20 @@
+import json
+import math
+
+import numpy as np
 import pytest
 
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import atomic_path, write_text_atomic
+from dmphn_core.fileio import atomic_path, strict_json, write_text_atomic
+
+
+def strict_loads(text: str):
+    """json.loads that refuses the NaN / Infinity tokens Python's json writes by default."""
+
+    def reject(token: str):
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=reject)
 
 
 def test_success_renames_into_place(tmp_path):
@@ -44,3 +57,11 @@ def test_written_files_get_normal_permissions_not_mkstemps_0600(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_strict_json_writes_null_for_non_finite_numbers():
+    value = {"psnr_db": math.inf, "rows": [{"x": -math.inf}, (np.float32(0.5), math.nan)], "n": np.int64(3)}
+    with pytest.raises(ValueError):
+        strict_loads(json.dumps({"psnr_db": math.inf}))  # the parser really is strict
+    parsed = strict_loads(strict_json(value))
+    assert parsed == {"psnr_db": None, "rows": [{"x": None}, [0.5, None]], "n": 3}

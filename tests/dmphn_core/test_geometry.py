@@ -43,12 +43,21 @@ def test_split_is_row_major_and_merge_inverts_it():
     torch.testing.assert_close(merge_patches(patches, grid), x)
 
 
-@pytest.mark.parametrize("size", [(63, 128), (64, 120), (0, 16)])
+@pytest.mark.parametrize("size", [(63, 128), (64, 120), (4, 16)])
 def test_check_size_names_sizes_and_fix(size):
     with pytest.raises(ValueError) as info:
         Geometry(4).check_size(*size)
     message = str(info.value)
     assert f"{size[0]}x{size[1]}" in message and "multiple of 8" in message and "Pad to" in message
+    # "crop to 0x16" is no fix: a crop is offered only when something would be left
+    assert ("crop to" in message) == (size[0] >= 8 and size[1] >= 16)
+
+
+@pytest.mark.parametrize("size", [(0, 16), (8, -16)])
+def test_check_size_rejects_non_positive_sizes_with_their_own_message(size):
+    with pytest.raises(ValueError, match="must be positive") as info:
+        Geometry(4).check_size(*size)
+    assert "crop to" not in str(info.value) and "multiple of" not in str(info.value)
 
 
 def test_pad_to_block_then_crop_restores_the_image():

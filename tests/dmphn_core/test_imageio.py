@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from dmphn_core.errors import ImageError
-from dmphn_core.imageio import image_to_tensor, list_images, read_image, tensor_to_image, write_image
+from dmphn_core.imageio import (
+    image_to_tensor,
+    list_images,
+    read_image,
+    read_image_and_format,
+    tensor_to_image,
+    write_image,
+)
 
 
 def test_png_round_trip_is_exact_at_8_bit(tmp_path):
@@ -84,3 +91,25 @@ def test_tensor_conversions_and_listing(tmp_path):
     for name in ("b.png", "a.jpg", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.png"]
+
+
+@pytest.mark.parametrize(("raw", "channels", "bit_depth"), [
+    (np.arange(30, dtype=np.uint8).reshape(5, 6), 1, 8),
+    (np.arange(120, dtype=np.uint8).reshape(5, 6, 4), 4, 8),
+    (np.arange(90, dtype=np.uint16).reshape(5, 6, 3) * 700, 3, 16),
+])
+def test_format_round_trip_keeps_grey_alpha_and_16_bit(tmp_path, raw, channels, bit_depth):
+    cv2.imwrite(str(tmp_path / "in.png"), raw)
+    image, fmt = read_image_and_format(tmp_path / "in.png")
+    assert image.shape == (5, 6, 3) and (fmt.channels, fmt.bit_depth) == (channels, bit_depth)
+    assert write_image(tmp_path / "out.png", image, like=fmt) == []
+    back = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(back, raw)  # an unchanged image comes back bit for bit
+
+
+def test_suffix_that_cannot_keep_16_bit_says_so(tmp_path):
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((4, 4, 3), 40000, np.uint16))
+    image, fmt = read_image_and_format(tmp_path / "in.png")
+    notes = write_image(tmp_path / "out.jpg", image, like=fmt)
+    assert notes == ["16-bit input written as 8-bit (.jpg has no 16-bit form)"]
+    assert cv2.imread(str(tmp_path / "out.jpg"), cv2.IMREAD_UNCHANGED).dtype == np.uint8

@@ -7,6 +7,7 @@ import torch
 from dmphn_core.artifact import METADATA_KEY
 from dmphn_core.errors import DMPHNError
 from export.to_torchscript import export_torchscript
+from runtimes.torch_utils import torchscript_on_purpose
 from tests.conftest import TINY_HW, random_model
 
 
@@ -17,7 +18,8 @@ def test_traced_module_reloads_and_matches_pytorch(levels, tmp_path):
     info = export_torchscript(model, path, batch=2, height=TINY_HW[0], width=TINY_HW[1])
     assert info["method"] == "torch.jit.trace" and info["file_bytes"] == path.stat().st_size
     extra = {METADATA_KEY: ""}
-    loaded = torch.jit.load(str(path), _extra_files=extra)
+    with torchscript_on_purpose():
+        loaded = torch.jit.load(str(path), _extra_files=extra)
     x = torch.rand(2, 3, *TINY_HW)
     with torch.no_grad():
         assert (loaded(x) - model(x)).abs().max().item() <= 1e-4
@@ -37,3 +39,20 @@ def test_bad_shape_and_failed_write_leave_nothing(tmp_path):
     with pytest.raises(DMPHNError, match="does not exist"):
         export_torchscript(random_model(1), tmp_path / "missing" / "m.ts", batch=1, height=16, width=16)
     assert not list(tmp_path.iterdir())
+
+
+def test_toolkit_torchscript_calls_do_not_warn_and_silence_nothing_else(tmp_path):
+    """torch 2.13 deprecates torch.jit.*; the toolkit silences that only around its own calls."""
+    import warnings
+
+    from runtimes.torchscript import TorchScriptRunner
+
+    path = tmp_path / "m1.ts"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filters = list(warnings.filters)
+        export_torchscript(random_model(1), path, batch=1, height=16, width=16)
+        with TorchScriptRunner(path) as runner:
+            runner.infer(torch.rand(1, 3, 16, 16))
+        assert warnings.filters == filters  # no filter left behind for the rest of the process
+    assert not [w for w in caught if "torch.jit" in str(w.message)], [str(w.message) for w in caught]

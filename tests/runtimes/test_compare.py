@@ -1,5 +1,4 @@
 import math
-
 from copy import deepcopy
 
 import numpy as np
