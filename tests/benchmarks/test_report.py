@@ -36,8 +36,6 @@ def test_steady_rows_are_not_flagged_and_get_a_ratio():
 
 
 @pytest.mark.parametrize(("min_ms", "p90"), [(646.0, None), (None, 6000.0)])
-
-
 def test_large_spread_is_flagged_in_table_json_and_warning(min_ms, p90, tmp_path):
     # the case from issue 17: p50 4375 ms but min 646 ms on a loaded machine
     rows = [_row("torch-ref", 570.0), _row("torch", 4375.0, min_ms=min_ms, p90=p90)]
