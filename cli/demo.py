@@ -16,6 +16,7 @@ Writes the images, the exported models and ``report.json`` / ``report.md`` into 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import new_app, user_errors
+from cli.common import new_app, runtime_help, user_errors
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.data.camera_shake import ShakeSettings, camera_path, shake
 from dmphn_core.errors import DMPHNError
@@ -100,55 +101,35 @@ def comparison_picture(blurred: np.ndarray, deblurred: np.ndarray, sharp: np.nda
 def _runtimes_side_by_side(
     model, blurred: np.ndarray, out: Path, iters: int, runtime_keys: tuple[str, ...]
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Export what ``runtime_keys`` need at the padded size; parity and latency of each, same input."""
+    """Export (verified) what ``runtime_keys`` need at the padded size; parity and latency of each, same input."""
     from benchmarks.timing import time_runner
-    from runtimes.compare import compare_outputs, tolerance_for
+    from export.exporter import export_verified, exporter_for
+    from export.verify import reference_runner
+    from runtimes import runner_class
+    from runtimes.compare import run_and_compare
 
     x, _ = pad_to_block(image_to_tensor(blurred), model.geometry)
     _, _, height, width = x.shape
     log: list[str] = []
     runners = []
     for key in runtime_keys:
-        if key in ("torch", "torch-ref"):
-            from runtimes.torch_eager import TorchReferenceRunner, TorchRunner
-
-            runners.append(TorchRunner(model) if key == "torch" else TorchReferenceRunner(model))
-        elif key == "torchscript":
-            from export.to_torchscript import export_torchscript
-            from runtimes.torchscript import TorchScriptRunner
-
-            path = out / f"dmphn_{height}x{width}.ts"
-            log += export_torchscript(model, path, batch=1, height=height, width=width).get("log_lines", [])
-            runners.append(TorchScriptRunner(path))
-        elif key == "ort":
-            from export.to_onnx import export_onnx
-            from runtimes.onnxruntime import OnnxRuntimeRunner
-
-            path = out / f"dmphn_{height}x{width}.onnx"
-            log += export_onnx(model, path, batch=1, height=height, width=width).get("log_lines", [])
-            runners.append(OnnxRuntimeRunner(path))
-        elif key == "aoti":
-            from export.to_aoti import export_aoti
-            from runtimes.aoti import AOTIRunner
-
-            path = out / f"dmphn_{height}x{width}.pt2"
-            log += export_aoti(model, path, batch=1, height=height, width=width, device="cpu").get("log_lines", [])
-            runners.append(AOTIRunner(path))
-        elif key == "compile":
-            from runtimes.torch_compile import TorchCompileRunner
-
-            runners.append(TorchCompileRunner(model))
-    with torch.no_grad():
-        reference = model(x)
-    tolerance = tolerance_for("fp32")
+        cls = runner_class(key)
+        if cls.artifact_format == "checkpoint":
+            runners.append(cls(model))
+            continue
+        path = out / f"dmphn_{height}x{width}{exporter_for(cls.artifact_format).suffix}"
+        export_verified(cls.artifact_format, model, path, batch=1, height=height, width=width, log=log.append)
+        runners.append(cls(path))
     rows = []
-    for runner in runners:
-        with runner:
-            comparison = compare_outputs(runner.infer(x), reference, tolerance)
+    with contextlib.ExitStack() as active:  # activated once: compiling runtimes compile once for both passes
+        for runner in runners:
+            active.enter_context(runner)
+        results = run_and_compare(runners, [("blurred photo", x.numpy())], reference_runner(model))
+        for runner, result in zip(runners, results):
             stats = time_runner(runner, x, warmup=1, iters=iters)
-        rows.append({"runtime": runner.runtime, "runner": runner.name, "shape": f"1x3x{height}x{width}",
-                     "max_abs": comparison.max_abs, "psnr_db": comparison.psnr_db, "parity": comparison.passed,
-                     "p50_ms": stats.p50_ms, "min_ms": stats.min_ms})
+            rows.append({"runtime": runner.runtime, "runner": runner.name, "shape": f"1x3x{height}x{width}",
+                         "max_abs": result.comparison.max_abs, "psnr_db": result.comparison.psnr_db,
+                         "parity": result.comparison.passed, "p50_ms": stats.p50_ms, "min_ms": stats.min_ms})
     reference_ms = next((r["p50_ms"] for r in rows if r["runtime"] == "torch-ref"), None)
     for row in rows:
         # one level = one patch: the per-patch reference is the same computation, the ratio only noise
@@ -234,9 +215,11 @@ def demo(
     crop: Annotated[str | None, typer.Option(help="run on a centre crop HxW of the photo (e.g. 64x128: a quick check)")] = None,
     iters: Annotated[int, typer.Option(help="timed runs per runtime")] = 3,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's choice)")] = None,
+    runtime: Annotated[str, typer.Option(help=runtime_help() + " (the deblur step)", show_default="auto")] = "auto",
+    cache: Annotated[Path | None, typer.Option(help="folder of cached verified artifacts", show_default="$DMPHN_CACHE or ~/.cache/dmphn/artifacts")] = None,
 ) -> None:
     """Blur, deblur, score, export and compare runtimes; print a summary and write a report."""
-    from runtimes.torch_eager import TorchRunner
+    from export.cache import runner_for_model
 
     crop_hw = parse_crop(crop)
     if iters < 1:
@@ -259,10 +242,11 @@ def demo(
     settings = ShakeSettings(max_shift=max_shift)
     rng = np.random.default_rng(seed)
     blurred = shake(sharp, camera_path(rng, settings), settings, rng)["blur_gamma"]
-    with TorchRunner(model) as runner:
+    with runner_for_model(checkpoint_path, runtime, "cpu", cache=cache, log=console.print) as runner:
         started = time.perf_counter()
         deblurred = deblur_image(runner, blurred)
         deblur_seconds = time.perf_counter() - started
+        deblur_runner = runner.name
     quality = {
         "blurred_psnr_db": psnr(blurred, sharp), "blurred_ssim": ssim(blurred, sharp),
         "deblurred_psnr_db": psnr(deblurred, sharp), "deblurred_ssim": ssim(deblurred, sharp),
@@ -285,7 +269,7 @@ def demo(
     report: dict[str, Any] = {
         "model": model.config.name, "checkpoint": str(checkpoint_path), "photo": photo_file.name,
         "size": list(sharp.shape[:2]), "blur": {"max_shift": max_shift, "subframes": settings.subframes, "seed": seed},
-        "quality": quality, "deblur_seconds": deblur_seconds, "threads": torch.get_num_threads(),
+        "quality": quality, "deblur_seconds": deblur_seconds, "deblur_runner": deblur_runner, "threads": torch.get_num_threads(),
         "crop_hw": list(crop_hw) if crop_hw else None, "note": note,
     }
     if runtimes:
