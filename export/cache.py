@@ -223,13 +223,12 @@ def runner_for_model(
     built and verified on first use; a PyTorch runtime runs the checkpoint directly.
     """
     from dmphn_core.artifact import detect_format
-    from dmphn_core.checkpoint import DEMO_CHECKPOINT
-    from runtimes.resolve import resolve_runner
+    from runtimes import resolve
 
-    path = Path(model) if model is not None else DEMO_CHECKPOINT
+    path = Path(model) if model is not None else resolve.DEMO_CHECKPOINT  # one place names the default model
     is_checkpoint = path.is_file() and detect_format(path) == "checkpoint"
     if not is_checkpoint:  # an artifact (or a missing/odd file: resolve_runner says what is wrong)
-        return resolve_runner(model, None if runtime == "auto" else runtime, device, precision, threads=threads)
+        return resolve.resolve_runner(model, None if runtime == "auto" else runtime, device, precision, threads=threads)
     precision = precision or "fp32"
     if runtime in (None, "auto"):
         device = "cuda" if device in (None, "auto") and torch.cuda.is_available() else (device or "cpu")
@@ -239,7 +238,7 @@ def runner_for_model(
             log(f"runtime: {runtime} on {device}/{precision} ({why})")
     cls = runner_class(runtime)
     if cls.artifact_format == "checkpoint":
-        return resolve_runner(path, runtime, device, precision, threads=threads)
+        return resolve.resolve_runner(path, runtime, device, precision, threads=threads)
     device = cls.resolve_device(device)
     reason = cls.unavailable_reason(device, precision)
     if reason:

@@ -7,6 +7,7 @@ from cli.deblur import app
 from dmphn_core import inference
 from dmphn_core.imageio import read_image, write_image
 from dmphn_core.samples import sample_photo
+from runtimes import resolve
 from runtimes.compare import psnr_db
 from runtimes.torch_eager import TorchRunner
 from tests.conftest import random_model
@@ -85,7 +86,7 @@ def test_bad_model_path_is_one_line(tmp_path, monkeypatch):
 
 
 def test_missing_demo_checkpoint_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(inference, "DEMO_CHECKPOINT", tmp_path / "absent.pt")
+    monkeypatch.setattr(resolve, "DEMO_CHECKPOINT", tmp_path / "absent.pt")
     source = tmp_path / "x.png"
     write_image(source, np.zeros((16, 16, 3), np.float32))
     line = _one_line_error(cli.invoke(app, [str(source)]))
