@@ -16,6 +16,7 @@ from typing import Annotated
 import torch
 import typer
 
+from dmphn_core.authors import resolve_model_alias
 from dmphn_core.errors import DMPHNError
 from dmphn_core.imageio import IMAGE_SUFFIXES, list_images, read_image, write_image
 from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer, resolve_runner
@@ -88,7 +89,7 @@ def _report_failure(source: Path, exc: BaseException) -> None:
 def deblur(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="output image (one input) or folder [default: deblurred/]")] = None,
-    model: Annotated[Path | None, typer.Option(help="checkpoint .pt, TorchScript .ts, .onnx, AOTInductor .pt2 or TensorRT .engine [default: the demo checkpoint]")] = None,
+    model: Annotated[Path | None, typer.Option(help="checkpoint .pt, TorchScript .ts, .onnx, AOTInductor .pt2, TensorRT .engine, or 'authors' / 'authors-1-2-4' (their GoPro weights, after `dmphn-ckpt fetch-authors`) [default: the demo checkpoint]")] = None,
     runtime: Annotated[str | None, typer.Option(help="runtime key (torch, torch-ref, torchscript, ort, trt, aoti, compile) [default: from the model's suffix]")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     precision: Annotated[str | None, typer.Option(help="fp32, tf32, fp16 or bf16 [default: fp32; an engine's own]")] = None,
@@ -97,7 +98,7 @@ def deblur(
     suffix: Annotated[str, typer.Option(help="file type of images written into a folder")] = ".png",
 ) -> None:
     """Deblur each image and write it; prints one line per image and a summary."""
-    runner = resolve_runner(model, runtime, device, precision)
+    runner = resolve_runner(resolve_model_alias(model), runtime, device, precision)
     files, failures = collect_inputs(inputs)
     for path, why in failures:
         print(f"error: {path}: {why}", file=sys.stderr)
