@@ -63,7 +63,7 @@ def fetch_authors(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="checkpoint to write (it is also kept in the cache)")] = None,
     variant: Annotated[str, typer.Option(help=f"the authors' hierarchy: {', '.join(authors.VARIANTS)}")] = authors.DEFAULT_VARIANT,
     base_url: Annotated[str, typer.Option(help="where the repository's files are (a mirror URL or a local copy); same relative paths")] = authors.DEFAULT_BASE_URL,
-    cache: Annotated[Path | None, typer.Option(help="keeps the downloads [default: $DMPHN_CACHE_DIR, $XDG_CACHE_HOME/dmphn or ~/.cache/dmphn]")] = None,
+    cache: Annotated[Path | None, typer.Option(help="keeps the downloads (default: $DMPHN_CACHE_DIR, else $XDG_CACHE_HOME/dmphn, else ~/.cache/dmphn)")] = None,
     frames: Annotated[Path | None, typer.Option(help="also download their 20 test frames and both sets of published outputs here")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the server")] = authors.DEFAULT_TIMEOUT_S,
 ) -> None:

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import os
 import re
-import socket
 import tempfile
 import urllib.error
 import urllib.request
@@ -227,7 +226,7 @@ def download_verified(
             while True:
                 try:
                     chunk = response.read(_CHUNK)
-                except (TimeoutError, socket.timeout):
+                except TimeoutError:
                     raise DMPHNError(f"cannot download {url}: timed out after {timeout:g} s") from None
                 if not chunk:
                     break
@@ -252,16 +251,16 @@ def _open_url(url: str, timeout: float) -> Iterator[Any]:
     """urlopen with every failure turned into one DMPHNError line."""
     request = urllib.request.Request(url, headers={"User-Agent": "dmphn-deploy"})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - the scheme is the user's choice
+        response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         raise DMPHNError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
-        if isinstance(reason, (TimeoutError, socket.timeout)):
+        if isinstance(reason, TimeoutError):
             raise DMPHNError(f"cannot download {url}: timed out after {timeout:g} s") from None
         text = getattr(reason, "strerror", None) or str(reason)
         raise DMPHNError(f"cannot download {url}: {text} (no network? --base-url takes a mirror or a local copy)") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise DMPHNError(f"cannot download {url}: timed out after {timeout:g} s") from None
     except (OSError, ValueError) as exc:
         raise DMPHNError(f"cannot download {url}: {exc}") from None

@@ -3,9 +3,11 @@ import json
 import torch
 from typer.testing import CliRunner
 
+from dmphn_core import authors
 from dmphn_core.checkpoint import load_checkpoint, save_checkpoint
 from cli.ckpt import app
 from tests.conftest import random_model
+from tests.dmphn_core.test_authors import REFERENCE, closed_port_url, requires_reference, serve_folder
 from tests.dmphn_core.test_checkpoint import _write_authors_folder
 
 cli = CliRunner()
@@ -79,9 +81,6 @@ def test_init_and_slim_round_trip(tmp_path):
 
 
 # -- fetch-authors (served from 127.0.0.1; never the internet) ---------------------------
-
-from dmphn_core import authors  # noqa: E402
-from tests.dmphn_core.test_authors import REFERENCE, closed_port_url, requires_reference, serve_folder  # noqa: E402
 
 
 @requires_reference
