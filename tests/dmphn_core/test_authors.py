@@ -218,6 +218,41 @@ def test_frames_are_fetched_and_verified(tmp_path, monkeypatch):
     assert got == {r for r in present if not r.startswith("checkpoints/")} and len(got) == 12
 
 
+def _their_forward(model, x: torch.Tensor) -> torch.Tensor:
+    """The authors' test scripts' order of cuts, joins and residual additions, written out patch by patch
+    (levels 3 or 4, rows first), using ``model``'s per-level modules."""
+    enc = lambda level, t: model.encoders[level - 1](t)  # noqa: E731
+    dec = lambda level, t: model.decoders[level - 1](t)  # noqa: E731
+    image = x - 0.5
+    height, width = image.shape[-2:]
+    halves = [image[:, :, : height // 2], image[:, :, height // 2 :]]
+    quarters = [h[..., cols] for h in halves for cols in (slice(0, width // 2), slice(width // 2, width))]
+    residual3 = [0.0] * 4
+    extra3 = [0.0, 0.0]
+    if model.config.levels == 4:
+        eighths = [q[:, :, rows] for q in quarters for rows in (slice(0, height // 4), slice(height // 4, height // 2))]
+        features4 = [enc(4, p) for p in eighths]
+        per_quarter = [torch.cat(features4[2 * k : 2 * k + 2], 2) for k in range(4)]
+        residual3 = [dec(4, f) for f in per_quarter]
+        extra3 = [torch.cat(per_quarter[0:2], 3), torch.cat(per_quarter[2:4], 3)]
+    features3 = [enc(3, p + r) for p, r in zip(quarters, residual3)]
+    per_half = [torch.cat(features3[0:2], 3) + extra3[0], torch.cat(features3[2:4], 3) + extra3[1]]
+    residual2 = [dec(3, f) for f in per_half]
+    features2 = torch.cat([enc(2, p + r) for p, r in zip(halves, residual2)], 2) + torch.cat(per_half, 2)
+    return dec(1, enc(1, image + dec(2, features2)) + features2) + 0.5
+
+
+@pytest.mark.parametrize("levels", [3, 4])
+def test_authors_layout_follows_their_test_scripts(levels):
+    # ~1 s: random weights, 64x128; the structure does not depend on the size or the weights
+    from tests.conftest import random_model
+
+    model = random_model(levels, "authors", seed=levels)
+    x = torch.rand(1, 3, 64, 128, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), _their_forward(model, x), atol=1e-6, rtol=0)
+
+
 def _published(variant: str, frame: str) -> np.ndarray:
     image = read_image(REFERENCE / authors.published_outputs_folder(variant) / frame)
     return np.round(image * 255).astype(np.uint8)
@@ -226,9 +261,12 @@ def _published(variant: str, frame: str) -> np.ndarray:
 @requires_reference
 @pytest.mark.parametrize(
     "variant, frame, min_identical",
-    # ~60 s each on a loaded 2-core box (one whole 720x1280 frame; ~15 s unloaded).
-    # DMPHN-1-2-4-8 stacks one more level of CPU-vs-their-GPU float differences, so fewer
-    # pixels land in the same truncation bin; 1-2-4 must match almost everywhere.
+    # One whole 720x1280 frame each: ~15-20 s on an idle 2-core CPU (several minutes on a busy one).
+    # 1-2-4 matches their files in >= 99.99 % of pixels once their truncation is emulated. Their
+    # 1-2-4-8 files differ more (82-91 % identical, up to 5 LSB, spread over the frame, not at
+    # patch seams) although the structure is theirs (test above) and the arithmetic is the one
+    # that matches 1-2-4: the bound records what the published files allow (README: "Against
+    # the authors' published outputs").
     [("1-2-4", "000007.png", 0.999), ("1-2-4-8", "000001.png", 0.80)],
 )
 def test_authors_weights_reproduce_their_published_outputs(variant, frame, min_identical):
