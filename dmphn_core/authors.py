@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import re
 import tempfile
@@ -23,6 +24,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .checkpoint import Checkpoint, import_authors_checkpoint, save_checkpoint
 from .errors import DMPHNError
@@ -121,6 +124,34 @@ def identify_variant(folder: str | os.PathLike) -> str | None:
         if all((folder / Path(p).name).is_file() and sha256_file(folder / Path(p).name) == d for p, d in files.items()):
             return variant
     return None
+
+
+# -- comparing with their files --------------------------------------------------------
+
+
+def compare_with_published(output: np.ndarray, published: np.ndarray) -> dict[str, float]:
+    """How an output reproduces one published file.
+
+    ``output``: (H, W, 3) float in [0, 1] (not yet quantised); ``published``: (H, W, 3) uint8
+    as read from their PNG. Returns PSNR (dB) and mean |Δ| (8-bit steps) of the output rounded to
+    8 bits as ``dmphn-deblur`` writes it, and, with their ``save_image`` emulated
+    (``mul(255).clamp(0, 255).byte()``: truncation, in float32), the share of identical values
+    and the largest difference.
+    """
+    if output.shape != published.shape:
+        raise DMPHNError(f"output {output.shape} and published {published.shape} differ in shape")
+    output = np.asarray(output, dtype=np.float32)
+    theirs = published.astype(np.int16)
+    rounded = (np.clip(output, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).astype(np.int16)
+    truncated = np.clip(output * np.float32(255), 0, 255).astype(np.uint8).astype(np.int16)
+    mse = float(np.mean((rounded - theirs).astype(np.float64) ** 2))
+    return {
+        "psnr_db": math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse),
+        "mean_abs_lsb": float(np.mean(np.abs(rounded - theirs))),
+        "mean_signed_lsb": float(np.mean(rounded - theirs)),
+        "identical_truncated": float(np.mean(truncated == theirs)),
+        "max_abs_truncated_lsb": int(np.max(np.abs(truncated - theirs))),
+    }
 
 
 # -- local folders ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ import torch
 from dmphn_core import authors
 from dmphn_core.checkpoint import import_authors_checkpoint
 from dmphn_core.errors import DMPHNError
-from dmphn_core.imageio import image_to_tensor, read_image
+from dmphn_core.imageio import image_to_tensor, read_image, tensor_to_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = authors.reference_dir(REPO_ROOT)
@@ -253,11 +253,6 @@ def test_authors_layout_follows_their_test_scripts(levels):
         torch.testing.assert_close(model(x), _their_forward(model, x), atol=1e-6, rtol=0)
 
 
-def _published(variant: str, frame: str) -> np.ndarray:
-    image = read_image(REFERENCE / authors.published_outputs_folder(variant) / frame)
-    return np.round(image * 255).astype(np.uint8)
-
-
 @requires_reference
 @pytest.mark.parametrize(
     "variant, frame, min_identical",
@@ -271,15 +266,22 @@ def _published(variant: str, frame: str) -> np.ndarray:
 )
 def test_authors_weights_reproduce_their_published_outputs(variant, frame, min_identical):
     model = import_authors_checkpoint(REFERENCE / "checkpoints" / authors.VARIANTS[variant]).build_model()
-    blurred = read_image(REFERENCE / "test_samples" / frame)
     with torch.inference_mode():
-        output = model(image_to_tensor(blurred))[0].permute(1, 2, 0)
-    theirs = torch.from_numpy(_published(variant, frame)).long()
-    # ours, rounded to nearest (as dmphn-deblur writes)
-    rounded = (output.clamp(0, 1) * 255 + 0.5).to(torch.uint8).long()
-    mse = float(((rounded - theirs).double() ** 2).mean())
-    assert 10 * np.log10(255**2 / mse) >= authors.MIN_PSNR_VS_PUBLISHED_DB
-    # their torchvision 0.2 save_image: mul(255).clamp(0, 255).byte(), i.e. truncation
-    truncated = (output * 255).clamp(0, 255).to(torch.uint8).long()
-    identical = float((truncated == theirs).double().mean())
-    assert identical >= min_identical, f"{identical:.4%} of pixels identical"
+        output = tensor_to_image(model(image_to_tensor(read_image(REFERENCE / "test_samples" / frame))))
+    published = read_image(REFERENCE / authors.published_outputs_folder(variant) / frame)
+    result = authors.compare_with_published(output, (published * 255 + 0.5).astype(np.uint8))
+    assert result["psnr_db"] >= authors.MIN_PSNR_VS_PUBLISHED_DB, result
+    assert result["identical_truncated"] >= min_identical, result
+    # rounding where they truncated puts ours half a step above theirs on average
+    assert 0.3 <= result["mean_signed_lsb"] <= 0.6, result
+
+
+def test_compare_with_published_emulates_their_truncation():
+    output = np.array([[[0.2, 0.5, 0.999]]], dtype=np.float32)
+    truncated = np.array([[[51, 127, 254]]], dtype=np.uint8)  # floor(x * 255)
+    result = authors.compare_with_published(output, truncated)
+    assert result["identical_truncated"] == 1.0 and result["max_abs_truncated_lsb"] == 0
+    # rounded: 51, 128, 255 (127.5 and 254.7 round up), truncated: 51, 127, 254
+    assert result["mean_signed_lsb"] == pytest.approx(2 / 3)
+    off = authors.compare_with_published(output, truncated + np.array([[[0, 0, 1]]], dtype=np.uint8))
+    assert off["identical_truncated"] == pytest.approx(2 / 3) and off["max_abs_truncated_lsb"] == 1
