@@ -221,8 +221,8 @@ def test_frames_are_fetched_and_verified(tmp_path, monkeypatch):
 def _their_forward(model, x: torch.Tensor) -> torch.Tensor:
     """The authors' test scripts' order of cuts, joins and residual additions, written out patch by patch
     (levels 3 or 4, rows first), using ``model``'s per-level modules."""
-    enc = lambda level, t: model.encoders[level - 1](t)  # noqa: E731
-    dec = lambda level, t: model.decoders[level - 1](t)  # noqa: E731
+    enc = lambda level, t: model.encoders[level - 1](t)
+    dec = lambda level, t: model.decoders[level - 1](t)
     image = x - 0.5
     height, width = image.shape[-2:]
     halves = [image[:, :, : height // 2], image[:, :, height // 2 :]]
