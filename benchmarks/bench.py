@@ -26,10 +26,22 @@ class BenchSettings:
     seed: int = 0
     #: FLOP/s ceiling per precision; measured on the device when absent.
     peak_flops: dict[str, float] | None = None
+    #: Real frames to time on, (N, 3, H, W) float32 (e.g. the authors' GoPro frames); random when None.
+    frames: torch.Tensor | None = None
+    frames_label: str = ""
+
+    @property
+    def input_label(self) -> str:
+        return self.frames_label if self.frames is not None else f"random(seed={self.seed})"
 
 
-def _inputs(batch: int, height: int, width: int, device: str, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
+def _inputs(batch: int, height: int, width: int, device: str, settings: BenchSettings) -> torch.Tensor:
+    if settings.frames is not None:
+        if tuple(settings.frames.shape[-2:]) != (height, width):
+            raise DMPHNError(f"frames are {tuple(settings.frames.shape[-2:])}, not the benchmarked {height}x{width}")
+        count = settings.frames.shape[0]
+        return settings.frames[[i % count for i in range(batch)]].to(device)  # the first `batch` frames, repeated
+    generator = torch.Generator().manual_seed(settings.seed)
     return torch.rand(batch, 3, height, width, generator=generator).to(device)
 
 
@@ -58,8 +70,8 @@ def run_benchmark(
                     "runtime": spec.runtime, "runner": spec.label, "device": spec.device,
                     "precision": spec.precision, "batch": batch, "height": height, "width": width,
                     "threads": settings.threads, "warmup": settings.warmup, "iters": settings.iters,
-                    "model": config.name, "levels": config.geometry.num_levels, "gflop": flops / 1e9,
-                    "machine": machine,
+                    "model": config.name, "levels": config.geometry.num_levels, "weights": cache.weights,
+                    "input": settings.input_label, "gflop": flops / 1e9, "machine": machine,
                 }
                 reason = spec.unavailable_reason()
                 if reason:
@@ -96,7 +108,7 @@ def _measure(
     spec: RunnerSpec, cache: ArtifactCache, settings: BenchSettings, batch: int, height: int, width: int
 ) -> dict[str, Any]:
     runner, build_s = make_runner(spec, cache, batch, height, width, settings.threads)
-    x = _inputs(batch, height, width, spec.device, settings.seed)
+    x = _inputs(batch, height, width, spec.device, settings)
     with PeakMemory(spec.device) as memory:
         begin = time.perf_counter()
         runner.activate()

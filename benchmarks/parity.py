@@ -1,12 +1,20 @@
-"""Parity matrix: every runtime against the PyTorch fp32 reference, on random inputs and photos."""
+"""Parity matrix: every runtime against the PyTorch fp32 reference, on random inputs and photos,
+or on a folder of real frames, then also against expected outputs (e.g. the authors' published ones)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from dmphn_core.authors import MIN_PSNR_VS_PUBLISHED_DB
+from dmphn_core.errors import DMPHNError
+from dmphn_core.imageio import list_images, read_image
+from dmphn_core.precision import Tolerance
 from export.verify import reference_runner, verification_inputs
-from runtimes.compare import first_line, run_and_compare
+from runtimes.compare import compare_outputs, first_line, run_and_compare
 
 from .prepare import ArtifactCache, RunnerSpec, make_runner
 
@@ -34,7 +42,8 @@ def run_parity(
     for spec in specs:
         base = {
             "runtime": spec.runtime, "runner": spec.label, "device": spec.device, "precision": spec.precision,
-            "batch": batch, "height": height, "width": width, "model": model.config.name, "machine": machine,
+            "batch": batch, "height": height, "width": width, "model": model.config.name, "weights": cache.weights,
+            "machine": machine,
         }
         reason = spec.unavailable_reason()
         if reason:
@@ -53,4 +62,87 @@ def run_parity(
             case = result.to_dict()
             case.pop("shape")
             rows.append({**base, **case})
+    return rows
+
+
+def load_frames(folder: Path) -> list[tuple[str, np.ndarray]]:
+    """``[(file name, (1, 3, H, W) float32)]`` for every image in ``folder``; all must share one size."""
+    files = list_images(folder) if folder.is_dir() else []
+    if not files:
+        raise DMPHNError(f"no images in {folder}" if folder.is_dir() else f"--inputs {folder} is not a folder")
+    frames = [(file.name, np.ascontiguousarray(read_image(file).transpose(2, 0, 1)[None])) for file in files]
+    sizes = {frame.shape[-2:] for _, frame in frames}
+    if len(sizes) > 1:
+        raise DMPHNError(f"frames in {folder} differ in size ({', '.join(f'{h}x{w}' for h, w in sorted(sizes))}); "
+                         f"a static-shape artifact runs one size")
+    return frames
+
+
+def _expected_images(folder: Path, names: list[str]) -> list[np.ndarray]:
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise DMPHNError(f"--expected {folder} lacks {len(missing)} of the inputs' file names (first: {missing[0]})")
+    return [np.ascontiguousarray(read_image(folder / name).transpose(2, 0, 1)[None]) for name in names]
+
+
+def run_parity_on_frames(
+    specs: Iterable[RunnerSpec],
+    cache: ArtifactCache,
+    inputs: Path,
+    machine: dict[str, Any],
+    expected: Path | None = None,
+    expected_min_psnr_db: float = MIN_PSNR_VS_PUBLISHED_DB,
+    progress: Callable[[str], None] = print,
+    threads: int | None = None,
+) -> list[dict[str, Any]]:
+    """Each runtime on each frame of ``inputs`` at its full size, batch 1.
+
+    Per (spec, frame): a row ``against="pytorch-fp32"`` judged by the precision's tolerance and,
+    with ``expected`` (a folder of 8-bit images under the same file names: e.g. the authors'
+    published outputs), a row ``against="expected"``: the runtime's output clipped to [0, 1]
+    against that file, passing at ``expected_min_psnr_db``. ``mean_signed_lsb`` says which way
+    the output leans (8-bit steps; their files were truncated, so a faithful port leans ~+0.5).
+    """
+    model = cache.model
+    frames = load_frames(inputs)
+    height, width = frames[0][1].shape[-2:]
+    model.geometry.check_size(height, width)
+    names = [name for name, _ in frames]
+    targets = _expected_images(expected, names) if expected is not None else None
+    expected_tolerance = Tolerance(min_psnr_db=expected_min_psnr_db)
+    expected_outputs: dict[str, list] = {}  # the fp32 reference runs once per device, shared by every spec
+    rows: list[dict[str, Any]] = []
+    for spec in specs:
+        base = {
+            "runtime": spec.runtime, "runner": spec.label, "device": spec.device, "precision": spec.precision,
+            "batch": 1, "height": height, "width": width, "model": model.config.name, "weights": cache.weights,
+            "inputs": str(inputs), "machine": machine,
+        }
+        reason = spec.unavailable_reason()
+        if reason:
+            rows.append({**base, "input": "-", "status": "skipped", "reason": reason})
+            progress(f"skip  {spec.label}: {reason}")
+            continue
+        progress(f"run   {spec.label} on {len(frames)} frame(s) of {height}x{width}")
+        try:
+            runner, _ = make_runner(spec, cache, 1, height, width, threads=threads)
+        except Exception as exc:  # noqa: BLE001 - one broken runtime must not hide the others
+            rows.append({**base, "input": "-", "status": "error", "reason": first_line(exc)})
+            progress(f"error {spec.label}: {rows[-1]['reason']}")
+            continue
+        results = run_and_compare([runner], frames, reference_runner(model), record_errors=True, progress=progress,
+                                  expected=expected_outputs, keep_outputs=targets is not None)
+        for index, result in enumerate(results):
+            case = result.to_dict()
+            case.pop("shape")
+            rows.append({**base, **case, "against": "pytorch-fp32"})
+            if targets is None or result.output is None:
+                continue
+            clipped = np.clip(np.asarray(result.output, dtype=np.float32), 0.0, 1.0)
+            comparison = compare_outputs(clipped, targets[index], expected_tolerance)
+            lean = float(np.mean(clipped.astype(np.float64) - targets[index])) * 255.0
+            rows.append({**base, "input": result.input, "against": "expected", "expected": str(expected),
+                         "status": "pass" if comparison.passed else "fail", **comparison.to_dict(),
+                         "mean_signed_lsb": lean})
+            progress(f"      {result.input} vs {expected}: {comparison.summary()}")
     return rows

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
+from dmphn_core.checkpoint import DEMO_CHECKPOINT, Checkpoint, describe_weights, load_checkpoint
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHN
 from dmphn_core.precision import PRECISIONS
@@ -103,12 +103,23 @@ class ArtifactCache:
     workdir: Path
     build_seconds: dict[str, float] = field(default_factory=dict)
     _model: DMPHN | None = None
+    _loaded: Checkpoint | None = None
+
+    def _checkpoint(self) -> Checkpoint:
+        if self._loaded is None:
+            self._loaded = load_checkpoint(self.checkpoint or DEMO_CHECKPOINT)
+        return self._loaded
 
     @property
     def model(self) -> DMPHN:
         if self._model is None:
-            self._model = load_checkpoint(self.checkpoint or DEMO_CHECKPOINT).build_model()
+            self._model = self._checkpoint().build_model()
         return self._model
+
+    @property
+    def weights(self) -> str:
+        """Which weights every row ran (e.g. the authors' variant and commit), for the reports."""
+        return describe_weights(self._checkpoint(), self.checkpoint)
 
     def artifact(self, fmt: str, batch: int, height: int, width: int, device: str, precision: str) -> Path:
         """The verified artifact of ``fmt`` for these settings, built on first use.

@@ -110,6 +110,11 @@ def _status(row: dict[str, Any]) -> str:
     return "ok"
 
 
+def weights_line(rows: list[dict[str, Any]]) -> str:
+    weights = list(dict.fromkeys(str(r["weights"]) for r in rows if r.get("weights")))
+    return f"\n\nWeights: {'; '.join(weights)}" if weights else ""
+
+
 def bench_markdown(rows: list[dict[str, Any]]) -> str:
     header = ["runner", "batch", "H×W", "p50 ms", "mean", "p90", "p99", "min", "img/s", "MP/s",
               "peak MB", "floor ms", "×floor", "vs ref", "build s", "status"]
@@ -137,7 +142,7 @@ def bench_markdown(rows: list[dict[str, Any]]) -> str:
     )
     if any(r.get("speedup_vs_ref_note") for r in rows):
         notes += f" vs ref {SAME_COMPUTATION}."
-    return f"{machine_block(machine)}\n\n{_table(header, lines)}\n\n{notes}\n"
+    return f"{machine_block(machine)}{weights_line(rows)}\n\n{_table(header, lines)}\n\n{notes}\n"
 
 
 def parity_markdown(rows: list[dict[str, Any]]) -> str:
@@ -148,17 +153,22 @@ def parity_markdown(rows: list[dict[str, Any]]) -> str:
         if r.get("status") in ("skipped", "error"):
             lines.append([r["runner"], "–", shape, "", "", "", "", f"{r['status']}: {r.get('reason', '')}"])
             continue
+        against = {"pytorch-fp32": "", "expected": " vs expected"}.get(r.get("against", ""), "")
         lines.append([
-            r["runner"], r["input"], shape, f"{r['max_abs']:.2e}", f"{r['mean_abs']:.2e}",
+            r["runner"], r["input"] + against, shape, f"{r['max_abs']:.2e}", f"{r['mean_abs']:.2e}",
             _fmt(r["psnr_db"]), r["tolerance"], "PASS" if r["status"] == "pass" else "**FAIL**",
         ])
     machine = next((r["machine"] for r in rows), {})
     notes = "Reference: eager static-shape PyTorch, fp32, TF32 off, on the runner's device. PSNR between outputs (range 1)."
-    return f"{machine_block(machine)}\n\n{_table(header, lines)}\n\n{notes}\n"
+    expected = next((r["expected"] for r in rows if r.get("expected")), None)
+    if expected:
+        notes += (f" Rows \"vs expected\": the runtime's output clipped to [0, 1] against the 8-bit file of the same name "
+                  f"in {expected}.")
+    return f"{machine_block(machine)}{weights_line(rows)}\n\n{_table(header, lines)}\n\n{notes}\n"
 
 
 def write_json(path: Path, rows: list[dict[str, Any]]) -> None:
-    """A JSON list of rows, each with its ``runtime`` and the machine it ran on.
+    """A JSON list of rows, each with its ``runtime``, the weights and the machine it ran on.
 
     Strict JSON: a PSNR of identical outputs (inf) is written as null.
     """

@@ -7,12 +7,13 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import torch
 import typer
 
 from benchmarks.bench import BenchSettings, run_benchmark
 from benchmarks.machine import machine_info
-from benchmarks.parity import run_parity
+from benchmarks.parity import load_frames, run_parity, run_parity_on_frames
 from benchmarks.prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
 from benchmarks.report import (
     add_speedups,
@@ -24,6 +25,7 @@ from benchmarks.report import (
     write_json,
 )
 from cli.common import fail, new_app, user_errors
+from dmphn_core.authors import MIN_PSNR_VS_PUBLISHED_DB
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_text_atomic
 from dmphn_core.precision import PRECISIONS
@@ -104,9 +106,13 @@ def bench(
     json_path: JsonOpt = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="write rows as CSV")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG plot of latency by runtime and shape")] = None,
+    inputs: Annotated[Path | None, typer.Option("--inputs", help="time on these frames (the first `batch` of them) instead of random data; --shape defaults to their size")] = None,
 ) -> None:
     """Time runtimes on one set of inputs: mean/p50/p90/p99/min, throughput, memory, roofline."""
     device = _device(device)
+    frames = torch.from_numpy(np.concatenate([x for _, x in load_frames(inputs)])) if inputs is not None else None
+    if frames is not None and not shape:
+        shape = [f"{frames.shape[-2]}x{frames.shape[-1]}"]
     if warmup < 0 or iters < 1:
         raise DMPHNError("--warmup must be >= 0 and --iters >= 1")
     _set_threads(threads)
@@ -118,6 +124,8 @@ def bench(
         iters=iters,
         threads=threads,
         peak_flops={p: peak_tflops * 1e12 for p in parse_precisions(precision)} if peak_tflops else None,
+        frames=frames,
+        frames_label=f"frames of {inputs}" if inputs is not None else "",
     )
     folder, temp = _workdir(workdir)
     try:
@@ -159,16 +167,31 @@ def parity(
     workdir: WorkdirOpt = None,
     markdown: MarkdownOpt = None,
     json_path: JsonOpt = None,
+    inputs: Annotated[Path | None, typer.Option("--inputs", help="folder of real frames of one size: run each at full size (replaces --shape, --batch)")] = None,
+    expected: Annotated[Path | None, typer.Option("--expected", help="with --inputs: folder of expected outputs under the same names (e.g. the authors' published results)")] = None,
+    expected_min_psnr: Annotated[float, typer.Option(help="PSNR (dB) a runtime must reach against --expected")] = MIN_PSNR_VS_PUBLISHED_DB,
 ) -> None:
-    """Compare every runtime with PyTorch fp32 on random inputs and real photos; exit 1 on any FAIL."""
+    """Compare every runtime with PyTorch fp32 on random inputs and real photos; exit 1 on any FAIL.
+
+    With ``--inputs DIR --expected DIR`` it runs your frames and also checks each runtime against
+    known-good outputs: "does my engine still reproduce the authors?" in one command.
+    """
     device = _device(device)
     _set_threads(threads)
     height, width = parse_shape(shape)
+    if expected is not None and inputs is None:
+        raise DMPHNError("--expected needs --inputs (the frames those outputs were made from)")
+    if expected is not None and not expected.is_dir():
+        raise DMPHNError(f"--expected {expected} is not a folder")
     specs = _specs(runtime, device, precision, compile_mode, cuda_graph)
     folder, temp = _workdir(workdir)
     try:
-        rows = run_parity(specs, ArtifactCache(checkpoint, folder), batch, height, width, machine_info(device),
-                          threads=threads)
+        cache = ArtifactCache(checkpoint, folder)
+        if inputs is not None:
+            rows = run_parity_on_frames(specs, cache, inputs, machine_info(device), expected, expected_min_psnr,
+                                        threads=threads)
+        else:
+            rows = run_parity(specs, cache, batch, height, width, machine_info(device), threads=threads)
     finally:
         if temp is not None:
             temp.cleanup()

@@ -9,6 +9,7 @@ import torch
 import typer
 
 from cli.common import new_app, user_errors
+from dmphn_core import authors
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, import_authors_checkpoint, load_checkpoint, save_checkpoint
 from dmphn_core.fileio import strict_json
 from dmphn_core.geometry import LAYOUTS
@@ -48,8 +49,33 @@ def import_authors(
 ) -> None:
     """Convert the original authors' per-level state dicts into one checkpoint."""
     ckpt = import_authors_checkpoint(folder, layout=layout)
+    variant = authors.identify_variant(folder)
+    if variant is not None:  # their pinned files byte for byte: reports can name them
+        ckpt.training = {**ckpt.training, **authors.authors_record(variant, str(folder))}
     save_checkpoint(output, ckpt.build_model(), training=ckpt.training)
-    print(f"wrote {output} ({ckpt.config.name}, {layout} layout)")
+    known = f"; {authors.weights_label(variant)}" if variant else ""
+    print(f"wrote {output} ({ckpt.config.name}, {layout} layout{known})")
+
+
+@app.command("fetch-authors")
+@user_errors
+def fetch_authors(
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="checkpoint to write (it is also kept in the cache)")] = None,
+    variant: Annotated[str, typer.Option(help=f"the authors' hierarchy: {', '.join(authors.VARIANTS)}")] = authors.DEFAULT_VARIANT,
+    base_url: Annotated[str, typer.Option(help="where the repository's files are (a mirror URL or a local copy); same relative paths")] = authors.DEFAULT_BASE_URL,
+    cache: Annotated[Path | None, typer.Option(help="keeps the downloads (default: $DMPHN_CACHE, else $XDG_CACHE_HOME/dmphn, else ~/.cache/dmphn)")] = None,
+    frames: Annotated[Path | None, typer.Option(help="also download their 20 test frames and both sets of published outputs here")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the server")] = authors.DEFAULT_TIMEOUT_S,
+) -> None:
+    """Download the authors' GoPro weights at the pinned commit, check every sha256, import them."""
+    if timeout <= 0:
+        raise ValueError("--timeout must be positive")
+    ckpt = authors.fetch_authors(variant, output, base_url=base_url, cache=cache, frames=frames, timeout=timeout)
+    cached = authors.cached_checkpoint_path(variant, cache)
+    print(f"{authors.weights_label(variant)}: sha256 of every file ok; cached {cached}"
+          + (f"; wrote {output}" if output else "") + (f"; frames and published outputs in {frames}" if frames else ""))
+    alias = f" (or --model authors{'' if variant == authors.DEFAULT_VARIANT else '-' + variant})" if cache is None else ""
+    print(f"use it with --model {output or cached}{alias}: {ckpt.config.name}, authors layout")
 
 
 @app.command()

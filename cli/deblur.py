@@ -26,6 +26,7 @@ import torch
 import typer
 
 from cli.common import new_app, precision_help, runtime_help, user_errors
+from dmphn_core.authors import resolve_model_alias
 from dmphn_core.errors import DMPHNError
 from dmphn_core.imageio import IMAGE_SUFFIXES, list_images, read_image_and_format, write_image
 from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer, TilePlan
@@ -157,7 +158,7 @@ def _report_failure(source: Path, exc: BaseException) -> None:
 def deblur(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="output image (one input) or folder", show_default="./deblurred/")] = None,
-    model: Annotated[Path | None, typer.Option(help="checkpoint .pt, TorchScript .ts, .onnx, AOTInductor .pt2 or TensorRT .engine", show_default="the demo checkpoint")] = None,
+    model: Annotated[Path | None, typer.Option(help="checkpoint .pt, TorchScript .ts, .onnx, AOTInductor .pt2, TensorRT .engine, or 'authors' / 'authors-1-2-4' (their GoPro weights, after `dmphn-ckpt fetch-authors`)", show_default="the demo checkpoint")] = None,
     runtime: Annotated[str, typer.Option(help=runtime_help(), show_default="auto: the fastest verified runtime here for a checkpoint; an artifact's own")] = "auto",
     cache: Annotated[Path | None, typer.Option(help="folder of cached verified artifacts", show_default=f"${CACHE_ENV} or ~/.cache/dmphn/artifacts")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
@@ -172,7 +173,7 @@ def deblur(
     cached static exports and names it. --runtime torch is the static-shape eager reference used for
     parity, not the fast path: on the CPU it is slower than the per-patch torch-ref (0.78x at 720p).
     """
-    runner = runner_for_model(model, runtime, device, precision, cache=cache)
+    runner = runner_for_model(resolve_model_alias(model), runtime, device, precision, cache=cache)
     files, failures = collect_inputs(inputs)
     for path, why in failures:
         print(f"error: {path}: {why}", file=sys.stderr)

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import new_app, runtime_help, user_errors
+from dmphn_core.authors import resolve_model_alias
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.data.camera_shake import ShakeSettings, camera_path, shake
 from dmphn_core.errors import DMPHNError
@@ -207,7 +208,7 @@ def _ratio(row: dict[str, Any]) -> str:
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for images, exported models and the report")] = Path("dmphn-demo"),
     photo: Annotated[Path | None, typer.Option(help="a sharp photo of your own (default: bundled rocket.jpg)")] = None,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="model (default: the shipped demo model)")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "--model", "-c", help="checkpoint, or 'authors' / 'authors-1-2-4' for their GoPro weights after `dmphn-ckpt fetch-authors` (default: the shipped demo model)")] = None,
     max_shift: Annotated[float, typer.Option(help="camera path length in pixels")] = 24.0,
     seed: Annotated[int, typer.Option(help="seed of the camera path")] = 0,
     runtimes: Annotated[bool, typer.Option("--runtimes/--no-runtimes", help="export and compare runtimes")] = True,
@@ -229,6 +230,7 @@ def demo(
             raise DMPHNError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     begin = time.perf_counter()
+    checkpoint = resolve_model_alias(checkpoint)
     checkpoint_path = checkpoint or DEMO_CHECKPOINT
     if checkpoint is None and not DEMO_CHECKPOINT.is_file():
         raise DMPHNError(f"the shipped demo checkpoint is missing ({DEMO_CHECKPOINT}); pass --checkpoint")

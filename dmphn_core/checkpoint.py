@@ -157,6 +157,19 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     return load_checkpoint(path or DEMO_CHECKPOINT).build_model(device)
 
 
+def describe_weights(checkpoint: Checkpoint, path: str | os.PathLike | None = None) -> str:
+    """One line saying which weights these are, for the ``weights`` field of every report row."""
+    training = checkpoint.training if isinstance(checkpoint.training, dict) else {}
+    authors = training.get("authors")
+    if isinstance(authors, dict) and authors.get("label"):
+        return str(authors["label"])
+    if path is None or Path(path).resolve() == DEMO_CHECKPOINT.resolve():
+        return f"shipped demo checkpoint ({DEMO_CHECKPOINT.name}, {checkpoint.config.name})"
+    if training.get("untrained"):
+        return f"untrained {checkpoint.config.name} (seed {training.get('seed', '?')})"
+    return f"checkpoint {Path(path).name} ({checkpoint.config.name})"
+
+
 def _key_mismatch(model: torch.nn.Module, state: dict[str, Any]) -> tuple[list[str], list[str]]:
     expected = set(model.state_dict())
     return sorted(expected - set(state)), sorted(set(state) - expected)

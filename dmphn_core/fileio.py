@@ -84,3 +84,14 @@ def strict_json(value: Any, **dumps_kwargs: Any) -> str:
     """``json.dumps`` that any parser reads: inf/NaN become null (see ``finite_or_none``)."""
     dumps_kwargs.setdefault("default", str)
     return json.dumps(finite_or_none(value), allow_nan=False, **dumps_kwargs)
+
+
+#: Environment variable naming the toolkit's per-user cache folder (artifacts, the authors' files).
+CACHE_ENV = "DMPHN_CACHE"
+
+
+def user_cache_dir() -> Path:
+    """``$DMPHN_CACHE``, else ``$XDG_CACHE_HOME/dmphn``, else ``~/.cache/dmphn``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dmphn"

@@ -26,24 +26,19 @@ import torch
 from dmphn_core import __version__
 from dmphn_core.checkpoint import load_checkpoint
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import write_text_atomic
+from dmphn_core.fileio import CACHE_ENV, user_cache_dir, write_text_atomic
 from dmphn_core.model import DMPHN
 from runtimes import runner_class, runner_classes
 from runtimes.base import Runner
 
 from .exporter import export_verified, exporter_for, exporters
 
-#: Environment variable naming the cache folder (``--cache`` wins over it).
-CACHE_ENV = "DMPHN_CACHE"
 RECORD_SUFFIX = ".verified.json"
 
 
-def default_cache_dir() -> Path:
-    """``$DMPHN_CACHE``, else ``$XDG_CACHE_HOME/dmphn/artifacts``, else ``~/.cache/dmphn/artifacts``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dmphn" / "artifacts"
+def artifact_cache_dir(cache: str | os.PathLike | None = None) -> Path:
+    """``artifacts/`` inside the cache folder ``cache`` (default: :func:`dmphn_core.fileio.user_cache_dir`)."""
+    return Path(cache if cache is not None else user_cache_dir()) / "artifacts"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -219,7 +214,7 @@ def runner_for_model(
     An exported artifact runs with its own runtime (:func:`runtimes.resolve.resolve_runner`). A
     checkpoint (None: the shipped demo model) runs with ``runtime``: "auto" picks the fastest
     verified runtime here (:func:`pick_fast_runtime`) and says which in one line; an artifact
-    runtime gets its artifacts from the cache (``cache``, default :func:`default_cache_dir`),
+    runtime gets its artifacts from the cache (``artifacts/`` in ``cache``, default :func:`dmphn_core.fileio.user_cache_dir`),
     built and verified on first use; a PyTorch runtime runs the checkpoint directly.
     """
     from dmphn_core.artifact import detect_format
@@ -243,8 +238,8 @@ def runner_for_model(
     reason = cls.unavailable_reason(device, precision)
     if reason:
         raise DMPHNError(f"runtime {runtime} cannot run on {device}/{precision}: {reason}")
-    store = ArtifactStore(Path(cache) if cache is not None else default_cache_dir(), log=log)
+    store = ArtifactStore(artifact_cache_dir(cache), log=log)
     return CachedArtifactRunner(path, runtime, store=store, device=device, precision=precision, threads=threads)
 
 
-__all__ = ["ArtifactStore", "CACHE_ENV", "CachedArtifactRunner", "default_cache_dir", "model_digest", "pick_fast_runtime", "runner_for_model"]
+__all__ = ["ArtifactStore", "CACHE_ENV", "CachedArtifactRunner", "artifact_cache_dir", "model_digest", "pick_fast_runtime", "runner_for_model"]

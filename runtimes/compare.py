@@ -88,6 +88,8 @@ class CaseResult:
     shape: tuple[int, ...]
     comparison: Comparison | None = None
     error: str | None = None
+    #: the runner's output, kept only when asked (``keep_outputs``)
+    output: np.ndarray | None = None
 
     @property
     def status(self) -> str:
@@ -119,6 +121,7 @@ def run_and_compare(
     record_errors: bool = False,
     progress: Callable[[str], None] | None = None,
     expected: dict[str, list[np.ndarray]] | None = None,
+    keep_outputs: bool = False,
 ) -> list[CaseResult]:
     """Run every runner on every ``(label, (B, 3, H, W) array)`` input and compare with the reference.
 
@@ -128,7 +131,8 @@ def run_and_compare(
     as an ``error`` result when ``record_errors`` (one broken runtime must not hide the others),
     else the exception propagates. Runners not yet active are activated and deactivated here.
     ``expected``: reference outputs per device, filled here and reusable by the next call on the
-    same inputs (so a matrix of runtimes runs the reference once).
+    same inputs (so a matrix of runtimes runs the reference once). ``keep_outputs`` keeps each
+    runner's output on its result (e.g. to compare it with published files too).
     """
     expected = {} if expected is None else expected
     results: list[CaseResult] = []
@@ -152,7 +156,8 @@ def run_and_compare(
             if not was_active:
                 runner.deactivate()
         for (label, x), output, truth in zip(inputs, outputs, expected[runner.device]):
-            results.append(CaseResult(runner.describe(), label, tuple(x.shape), compare_outputs(output, truth, judge)))
+            results.append(CaseResult(runner.describe(), label, tuple(x.shape), compare_outputs(output, truth, judge),
+                                      output=np.asarray(output) if keep_outputs else None))
             if progress:
                 progress(f"      {label}: {results[-1].comparison.summary()}")
     return results

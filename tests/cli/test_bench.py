@@ -130,3 +130,88 @@ def test_bad_options_are_one_line_errors(args, message, make_checkpoint):
 def test_missing_checkpoint_is_a_one_line_error(tmp_path):
     result = cli.invoke(parity_app, ["-c", str(tmp_path / "none.pt"), "--runtime", "torch", "--device", "cpu"])
     assert result.exit_code == 2 and "checkpoint not found" in result.stderr
+
+
+# -- real frames and expected outputs (--inputs / --expected) ----------------------------
+
+
+@pytest.fixture
+def frames_and_expected(tmp_path):
+    """Two 32x64 frames, a random-weight checkpoint, and what PyTorch makes of them as 8-bit PNGs."""
+    from dmphn_core.checkpoint import save_checkpoint
+    from dmphn_core.imageio import image_to_tensor, read_image, tensor_to_image, write_image
+    from dmphn_core.samples import sample_photo
+    from tests.conftest import random_model
+
+    model = random_model(2, seed=3)
+    checkpoint = tmp_path / "m.pt"
+    save_checkpoint(checkpoint, model, training={"untrained": True, "seed": 3})
+    inputs, expected = tmp_path / "in", tmp_path / "expected"
+    inputs.mkdir()
+    expected.mkdir()
+    for name, photo in (("a.png", "coffee.png"), ("b.png", "chelsea.png")):
+        write_image(inputs / name, sample_photo(32, 64, photo))
+        with torch.inference_mode():
+            write_image(expected / name, tensor_to_image(model(image_to_tensor(read_image(inputs / name)))))
+    return checkpoint, inputs, expected
+
+
+def test_parity_on_frames_checks_runtimes_against_expected_outputs(frames_and_expected, tmp_path):
+    checkpoint, inputs, expected = frames_and_expected
+    json_path, md_path = tmp_path / "parity.json", tmp_path / "parity.md"
+    result = cli.invoke(parity_app, [
+        "-c", str(checkpoint), "--runtime", "torch,ort", "--device", "cpu", "--inputs", str(inputs),
+        "--expected", str(expected), "--workdir", str(tmp_path / "w"), "--json", str(json_path), "--markdown", str(md_path),
+    ])
+    assert result.exit_code == 0, result.output
+    text = json_path.read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    rows = json.loads(text)
+    assert {(r["runtime"], r["input"], r["against"]) for r in rows} == {
+        (rt, name, against) for rt in ("torch", "ort") for name in ("a.png", "b.png") for against in ("pytorch-fp32", "expected")
+    }
+    assert all(r["status"] == "pass" and r["height"] == 32 and r["width"] == 64 for r in rows)
+    assert all(r["weights"] == "untrained DMPHN-1-2 (seed 3)" for r in rows)
+    # expected files are rounded to 8 bits: within half a step, so PSNR well above 50 dB but not exact
+    assert all(0 < r["max_abs"] <= 0.5 / 255 + 1e-6 for r in rows if r["against"] == "expected")
+    assert "a.png vs expected" in md_path.read_text() and "Weights: untrained DMPHN-1-2" in md_path.read_text()
+
+
+def test_parity_on_frames_fails_when_outputs_differ(frames_and_expected, tmp_path):
+    checkpoint, inputs, expected = frames_and_expected
+    (expected / "b.png").write_bytes((inputs / "b.png").read_bytes())  # the blurred frame is not the output
+    result = cli.invoke(parity_app, [
+        "-c", str(checkpoint), "--runtime", "torch", "--device", "cpu", "--inputs", str(inputs),
+        "--expected", str(expected), "--expected-min-psnr", "55", "--workdir", str(tmp_path / "w"),
+        "--json", str(tmp_path / "p.json"),
+    ])
+    assert result.exit_code == 1
+    failed = [r for r in json.loads((tmp_path / "p.json").read_text()) if r["status"] == "fail"]
+    assert [(r["input"], r["against"]) for r in failed] == [("b.png", "expected")]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--expected", "{expected}"], "--expected needs --inputs"),
+        (["--inputs", "{expected}", "--expected", "{missing}"], "is not a folder"),
+    ],
+)
+def test_parity_frame_options_are_checked(frames_and_expected, tmp_path, extra, message):
+    checkpoint, _, expected = frames_and_expected
+    args = [a.format(expected=expected, missing=tmp_path / "missing") for a in extra]
+    result = cli.invoke(parity_app, ["-c", str(checkpoint), "--runtime", "torch", "--device", "cpu", *args])
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bench_on_frames_records_input_and_weights(frames_and_expected, tmp_path):
+    checkpoint, inputs, _ = frames_and_expected
+    json_path = tmp_path / "bench.json"
+    result = cli.invoke(bench_app, [
+        "-c", str(checkpoint), "--runtime", "torch", "--device", "cpu", "--inputs", str(inputs), "--batch", "3",
+        "--warmup", "0", "--iters", "1", "--peak-tflops", "1", "--json", str(json_path),
+    ])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(json_path.read_text())
+    assert (row["height"], row["width"], row["batch"]) == (32, 64, 3) and row["status"] == "ok"
+    assert row["input"] == f"frames of {inputs}" and row["weights"] == "untrained DMPHN-1-2 (seed 3)"

@@ -4,8 +4,10 @@ import torch
 from typer.testing import CliRunner
 
 from cli.ckpt import app
+from dmphn_core import authors
 from dmphn_core.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import random_model
+from tests.dmphn_core.test_authors import REFERENCE, closed_port_url, requires_reference, serve_folder
 from tests.dmphn_core.test_checkpoint import _write_authors_folder
 
 cli = CliRunner()
@@ -76,3 +78,58 @@ def test_init_and_slim_round_trip(tmp_path):
     assert slim.stat().st_size < 0.6 * full.stat().st_size
     for key, value in a.state_dict.items():
         torch.testing.assert_close(b.state_dict[key].float(), value, rtol=1e-3, atol=1e-4)
+
+
+# -- fetch-authors (served from 127.0.0.1; never the internet) ---------------------------
+
+
+@requires_reference
+def test_fetch_authors_from_a_local_server_matches_import_authors_bit_for_bit(tmp_path):
+    # ~15 s: serves, hashes, imports and saves the 1-2-4-8 weights twice
+    fetched, imported, cache = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "cache"
+    with serve_folder(REFERENCE) as url:
+        result = cli.invoke(app, ["fetch-authors", "--base-url", url, "--cache", str(cache), "-o", str(fetched)])
+    assert result.exit_code == 0, result.output
+    assert "sha256 of every file ok" in result.stdout and authors.COMMIT[:7] in result.stdout
+    result = cli.invoke(app, ["import-authors", str(REFERENCE / "checkpoints" / "DMPHN_1_2_4_8"), "-o", str(imported)])
+    assert result.exit_code == 0, result.output
+    a, b = load_checkpoint(fetched), load_checkpoint(imported)
+    assert a.config == b.config and a.config.name == "DMPHN-1-2-4-8"
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in b.state_dict)
+    x = torch.rand(1, 3, 32, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(a.build_model()(x), b.build_model()(x))
+    # both name the authors' weights, so reports can say what ran
+    assert a.training["authors"]["label"] == b.training["authors"]["label"] == authors.weights_label("1-2-4-8")
+    # a second call needs no network: the server is gone
+    again = cli.invoke(app, ["fetch-authors", "--base-url", closed_port_url(), "--cache", str(cache)])
+    assert again.exit_code == 0, again.output
+
+
+@requires_reference
+def test_fetch_authors_refuses_a_tampered_file(tmp_path):
+    served, cache, out = tmp_path / "served", tmp_path / "cache", tmp_path / "a.pt"
+    folder = served / "checkpoints" / "DMPHN_1_2_4"
+    folder.mkdir(parents=True)
+    for source in (REFERENCE / "checkpoints" / "DMPHN_1_2_4").iterdir():
+        (folder / source.name).write_bytes(source.read_bytes())
+    data = bytearray((folder / "decoder_lv2.pkl").read_bytes())
+    data[len(data) // 2] ^= 1  # one flipped bit
+    (folder / "decoder_lv2.pkl").write_bytes(bytes(data))
+    with serve_folder(served) as url:
+        result = cli.invoke(app, ["fetch-authors", "--variant", "1-2-4", "--base-url", url, "--cache", str(cache), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: checksum mismatch") and "decoder_lv2.pkl" in lines[0]
+    assert not out.exists()
+    left = sorted(p for p in cache.rglob("*") if p.is_file())
+    assert left and all(authors.sha256_file(p) == authors.read_manifest()[p.relative_to(authors.mirror_dir(cache)).as_posix()] for p in left)
+
+
+def test_fetch_authors_without_network_is_one_line(tmp_path):
+    out = tmp_path / "a.pt"
+    result = cli.invoke(app, ["fetch-authors", "--base-url", closed_port_url(), "--cache", str(tmp_path / "c"), "-o", str(out)])
+    assert result.exit_code == 2 and not out.exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot download http://127.0.0.1:")
+    assert "Traceback" not in result.output

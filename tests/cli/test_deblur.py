@@ -175,3 +175,29 @@ def test_a_suffix_that_cannot_keep_alpha_says_so(tmp_path, make_checkpoint):
 def test_help_shows_the_default_output_folder():
     result = cli.invoke(app, ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "./deblurred/" in result.stdout
+
+
+def test_model_authors_without_fetch_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DMPHN_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "in.png"
+    write_image(source, sample_photo(32, 64, "coffee.png"))
+    line = _one_line_error(cli.invoke(app, [str(source), "-o", str(tmp_path / "out.png"), "--model", "authors"]))
+    assert "`dmphn-ckpt fetch-authors`" in line and not (tmp_path / "out.png").exists()
+
+
+def test_model_authors_uses_the_cached_checkpoint(tmp_path, monkeypatch):
+    from dmphn_core.authors import cached_checkpoint_path
+    from dmphn_core.checkpoint import save_checkpoint
+
+    monkeypatch.setenv("DMPHN_CACHE", str(tmp_path / "cache"))
+    cached = cached_checkpoint_path("1-2-4")  # stands in for what fetch-authors writes
+    cached.parent.mkdir(parents=True)
+    model = random_model(3, "authors", seed=4)
+    save_checkpoint(cached, model)
+    source, out = tmp_path / "in.png", tmp_path / "out.png"
+    write_image(source, sample_photo(32, 64, "coffee.png"))
+    result = cli.invoke(app, [str(source), "-o", str(out), "--model", "authors-1-2-4", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    with TorchRunner(model) as runner:
+        expected = inference.deblur_image(runner, read_image(source))
+    assert np.abs(read_image(out) - expected).max() <= 0.5 / 255 + 1e-6

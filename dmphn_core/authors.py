@@ -1,0 +1,380 @@
+"""The DMPHN authors' published GoPro weights, test frames and outputs: where, what hash, how to fetch.
+
+Everything is pinned to one commit of the authors' public repository
+(``HongguangZhang/DMPHN-cvpr19-master``). The package ships only the sha256 of each file
+at that commit (``assets/authors_manifest.sha256``, ``sha256sum -c`` format, repository-relative
+paths), never the files: the repository has no licence, so users download them.
+
+Downloads land under the cache folder with the repository's relative paths, through a
+temporary file that is renamed only after its sha256 matched, so the cache never holds a
+partial or unverified file. The imported checkpoint (``import_authors_checkpoint``) is kept
+there too, which is what ``--model authors`` finds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .checkpoint import Checkpoint, import_authors_checkpoint, save_checkpoint
+from .errors import DMPHNError
+from .fileio import user_cache_dir
+
+REPOSITORY = "HongguangZhang/DMPHN-cvpr19-master"
+#: The commit whose files the manifest hashes (2023-01-28); see the reference README.
+COMMIT = "9fff261daca8beb0cbaaa0b64df4239b5a05dd17"
+DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/{REPOSITORY}/{COMMIT}"
+MANIFEST = Path(__file__).parent / "assets" / "authors_manifest.sha256"
+
+#: Variant name -> the repository folder of its per-level files.
+VARIANTS = {"1-2-4-8": "DMPHN_1_2_4_8", "1-2-4": "DMPHN_1_2_4"}
+DEFAULT_VARIANT = "1-2-4-8"
+
+#: Where tests and reports find a local copy of the reference files (same relative paths).
+REFERENCE_DIR_ENV = "DMPHN_REFERENCE_DIR"
+#: Overrides the per-user cache folder.
+
+#: A faithful port reproduces the published (8-bit, truncated) outputs above this PSNR.
+#: Rounding instead of truncating alone costs ~0.5 LSB on average, i.e. ~51-53 dB.
+MIN_PSNR_VS_PUBLISHED_DB = 50.0
+
+DEFAULT_TIMEOUT_S = 30.0
+_CHUNK = 1 << 16
+_MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})\s+\*?(\S.*)$")
+
+
+# -- what the manifest says -------------------------------------------------------------
+
+
+def read_manifest(path: str | os.PathLike | None = None) -> dict[str, str]:
+    """``{relative path: sha256}`` from a ``sha256sum`` file (the shipped one by default)."""
+    path = Path(path or MANIFEST)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DMPHNError(f"cannot read the authors' manifest {path}: {exc.strerror or exc}") from exc
+    manifest = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        match = _MANIFEST_LINE.match(line.strip())
+        if not match:
+            raise DMPHNError(f"{path}:{number}: not a sha256sum line: {line.strip()[:60]!r}")
+        manifest[match.group(2)] = match.group(1)
+    return manifest
+
+
+def check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise DMPHNError(f"unknown authors' variant {variant!r}; use one of {', '.join(VARIANTS)}")
+    return variant
+
+
+def weight_files(variant: str, manifest: dict[str, str] | None = None) -> dict[str, str]:
+    """``{relative path: sha256}`` of one variant's per-level ``.pkl`` files."""
+    prefix = f"checkpoints/{VARIANTS[check_variant(variant)]}/"
+    manifest = read_manifest() if manifest is None else manifest
+    files = {path: digest for path, digest in manifest.items() if path.startswith(prefix)}
+    if not files:
+        raise DMPHNError(f"the authors' manifest lists no files for DMPHN-{variant}")
+    return files
+
+
+def frame_files(manifest: dict[str, str] | None = None) -> dict[str, str]:
+    """``{relative path: sha256}`` of their blurred test frames and both variants' published outputs."""
+    manifest = read_manifest() if manifest is None else manifest
+    return {path: digest for path, digest in manifest.items() if path.startswith(("test_samples/", "test_results/"))}
+
+
+def published_outputs_folder(variant: str) -> str:
+    """Relative folder of what the authors' test script wrote for ``variant``."""
+    return f"test_results/{VARIANTS[check_variant(variant)]}_test_res"
+
+
+def weights_label(variant: str) -> str:
+    """How reports name these weights, e.g. ``authors DMPHN-1-2-4-8 GoPro @ HongguangZhang/…@9fff261``."""
+    return f"authors DMPHN-{check_variant(variant)} GoPro @ {REPOSITORY}@{COMMIT[:7]}"
+
+
+def authors_record(variant: str, source: str) -> dict[str, Any]:
+    """The ``training`` record of an imported authors' checkpoint: what it is and where it came from."""
+    return {
+        "authors": {"repository": REPOSITORY, "commit": COMMIT, "variant": variant, "label": weights_label(variant)},
+        "imported_from": source,
+    }
+
+
+def identify_variant(folder: str | os.PathLike) -> str | None:
+    """The variant whose pinned files ``folder`` holds byte for byte (None when any differs or is missing)."""
+    folder = Path(folder)
+    manifest = read_manifest()
+    for variant in VARIANTS:
+        files = weight_files(variant, manifest)
+        if all((folder / Path(p).name).is_file() and sha256_file(folder / Path(p).name) == d for p, d in files.items()):
+            return variant
+    return None
+
+
+# -- comparing with their files --------------------------------------------------------
+
+
+def compare_with_published(output: np.ndarray, published: np.ndarray) -> dict[str, float]:
+    """How an output reproduces one published file.
+
+    ``output``: (H, W, 3) float in [0, 1] (not yet quantised); ``published``: (H, W, 3) uint8
+    as read from their PNG. Returns PSNR (dB) and mean |Δ| (8-bit steps) of the output rounded to
+    8 bits as ``dmphn-deblur`` writes it, and, with their ``save_image`` emulated
+    (``mul(255).clamp(0, 255).byte()``: truncation, in float32), the share of identical values
+    and the largest difference.
+    """
+    if output.shape != published.shape:
+        raise DMPHNError(f"output {output.shape} and published {published.shape} differ in shape")
+    output = np.asarray(output, dtype=np.float32)
+    theirs = published.astype(np.int16)
+    rounded = (np.clip(output, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).astype(np.int16)
+    truncated = np.clip(output * np.float32(255), 0, 255).astype(np.uint8).astype(np.int16)
+    mse = float(np.mean((rounded - theirs).astype(np.float64) ** 2))
+    return {
+        "psnr_db": math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse),
+        "mean_abs_lsb": float(np.mean(np.abs(rounded - theirs))),
+        "mean_signed_lsb": float(np.mean(rounded - theirs)),
+        "identical_truncated": float(np.mean(truncated == theirs)),
+        "max_abs_truncated_lsb": int(np.max(np.abs(truncated - theirs))),
+    }
+
+
+# -- local folders ----------------------------------------------------------------------
+
+
+
+def mirror_dir(cache: str | os.PathLike | None = None) -> Path:
+    """Where downloads go: the repository's relative paths under ``cache/authors/COMMIT``."""
+    return Path(cache or user_cache_dir()) / "authors" / COMMIT
+
+
+def cached_checkpoint_path(variant: str = DEFAULT_VARIANT, cache: str | os.PathLike | None = None) -> Path:
+    return mirror_dir(cache) / f"dmphn_{VARIANTS[check_variant(variant)].removeprefix('DMPHN_')}.pt"
+
+
+def cached_authors_checkpoint(variant: str = DEFAULT_VARIANT, cache: str | os.PathLike | None = None) -> Path:
+    """The checkpoint ``fetch-authors`` left in the cache, or a DMPHNError saying how to get it."""
+    path = cached_checkpoint_path(variant, cache)
+    if path.is_file():
+        return path
+    option = "" if variant == DEFAULT_VARIANT else f" --variant {variant}"
+    cache_option = "" if cache is None else f" --cache {cache}"
+    raise DMPHNError(
+        f"the authors' DMPHN-{variant} weights are not in the cache ({path}); download them once with "
+        f"`dmphn-ckpt fetch-authors{option}{cache_option}`"
+    )
+
+
+#: ``--model`` names that mean "the authors' weights from the cache".
+MODEL_ALIASES = {"authors": DEFAULT_VARIANT, **{f"authors-{variant}": variant for variant in VARIANTS}}
+
+
+def resolve_model_alias(model: str | os.PathLike | None) -> Path | None:
+    """``authors`` / ``authors-1-2-4`` -> the cached checkpoint (DMPHNError saying how to fetch it when
+    absent); anything else -> itself as a Path. A real file of that name wins over the alias."""
+    if model is None:
+        return None
+    name = str(model)
+    if name in MODEL_ALIASES and not Path(name).exists():
+        return cached_authors_checkpoint(MODEL_ALIASES[name])
+    return Path(model)
+
+
+def reference_dir(repo_root: str | os.PathLike | None = None) -> Path | None:
+    """A local copy of the reference files: ``$DMPHN_REFERENCE_DIR``, else ``../shared/reference/dmphn-authors``
+    beside ``repo_root``; None when neither is a folder."""
+    candidates = []
+    if os.environ.get(REFERENCE_DIR_ENV):
+        candidates.append(Path(os.environ[REFERENCE_DIR_ENV]))
+    if repo_root is not None:
+        candidates.append(Path(repo_root).resolve().parent / "shared" / "reference" / "dmphn-authors")
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+# -- downloading ------------------------------------------------------------------------
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _base_url(base_url: str) -> str:
+    """A folder path (an air-gapped copy) becomes a file:// URL; URLs lose a trailing slash."""
+    if "://" not in base_url:
+        folder = Path(base_url).expanduser()
+        if not folder.is_dir():
+            raise DMPHNError(f"--base-url {base_url} is neither a URL nor a folder")
+        return folder.resolve().as_uri()
+    return base_url.rstrip("/")
+
+
+def download_verified(
+    url: str,
+    destination: Path,
+    sha256: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    on_bytes: Callable[[int, int | None], None] | None = None,
+) -> None:
+    """Download ``url`` into ``destination`` only if its sha256 is ``sha256``; nothing is left otherwise.
+
+    ``on_bytes(received, total)`` is called per chunk (total None when the server does not say).
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, _open_url(url, timeout) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except TimeoutError:
+                    raise DMPHNError(f"cannot download {url}: timed out after {timeout:g} s") from None
+                if not chunk:
+                    break
+                digest.update(chunk)
+                out.write(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk), total)
+        if digest.hexdigest() != sha256:
+            raise DMPHNError(
+                f"checksum mismatch for {url}: sha256 {digest.hexdigest()[:16]}…, expected {sha256[:16]}… "
+                f"(pinned commit {COMMIT[:7]}); the file was not kept"
+            )
+        tmp.chmod(0o644)
+        os.replace(tmp, destination)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _open_url(url: str, timeout: float) -> Iterator[Any]:
+    """urlopen with every failure turned into one DMPHNError line."""
+    request = urllib.request.Request(url, headers={"User-Agent": "dmphn-deploy"})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        raise DMPHNError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise DMPHNError(f"cannot download {url}: timed out after {timeout:g} s") from None
+        text = getattr(reason, "strerror", None) or str(reason)
+        raise DMPHNError(f"cannot download {url}: {text} (no network? --base-url takes a mirror or a local copy)") from None
+    except TimeoutError:
+        raise DMPHNError(f"cannot download {url}: timed out after {timeout:g} s") from None
+    except (OSError, ValueError) as exc:
+        raise DMPHNError(f"cannot download {url}: {exc}") from None
+    with response:
+        yield response
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total_files: int) -> Iterator[Callable[[str], Callable[[int, int | None], None]]]:
+    """``start(name) -> on_bytes``: a rich bar per file on a terminal, silence elsewhere."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    console = Console(stderr=True)
+    if not (enabled and console.is_terminal):
+        yield lambda name: (lambda received, total: None)
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        counter = iter(range(1, total_files + 1))
+
+        def start(name: str) -> Callable[[int, int | None], None]:
+            task = progress.add_task(f"[{next(counter, total_files)}/{total_files}] {name}", total=None)
+
+            def on_bytes(received: int, total: int | None) -> None:
+                progress.update(task, advance=received, total=total)
+
+            return on_bytes
+
+        yield start
+
+
+def fetch_files(
+    files: dict[str, str],
+    base_url: str,
+    root: str | os.PathLike,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Make ``root/<relative path>`` hold each of ``files`` with its sha256; download what is missing.
+
+    A file already there with the right hash is kept (no network); one with a wrong hash is
+    downloaded again. Stops at the first failure; files completed before it stay (verified).
+    """
+    root, base = Path(root), _base_url(base_url)
+    todo = []
+    for relative, digest in sorted(files.items()):
+        path = root / relative
+        if path.is_file() and sha256_file(path) == digest:
+            continue
+        todo.append((relative, digest))
+    with _progress_bar(progress, len(todo)) as start:
+        for relative, digest in todo:
+            download_verified(f"{base}/{relative}", root / relative, digest, timeout=timeout, on_bytes=start(relative))
+            if log is not None:
+                log(f"downloaded {relative} (sha256 ok)")
+    return [root / relative for relative in sorted(files)]
+
+
+def fetch_authors(
+    variant: str = DEFAULT_VARIANT,
+    output: str | os.PathLike | None = None,
+    *,
+    base_url: str = DEFAULT_BASE_URL,
+    cache: str | os.PathLike | None = None,
+    frames: str | os.PathLike | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> Checkpoint:
+    """Download (or find in the cache) the verified per-level files of ``variant``, import them, and
+    write the checkpoint into the cache (``--model authors`` uses it) and to ``output`` if given.
+
+    ``frames``: also put their test frames and both sets of published outputs there.
+    """
+    check_variant(variant)
+    if output is not None and not Path(output).resolve().parent.is_dir():
+        raise DMPHNError(f"cannot write {output}: folder {Path(output).parent} does not exist")
+    manifest = read_manifest()
+    root = mirror_dir(cache)
+    fetch_files(weight_files(variant, manifest), base_url, root, timeout=timeout, progress=progress, log=log)
+    if frames is not None:
+        fetch_files(frame_files(manifest), base_url, frames, timeout=timeout, progress=progress, log=log)
+    folder = root / "checkpoints" / VARIANTS[variant]
+    checkpoint = import_authors_checkpoint(folder, layout="authors")
+    checkpoint.training = authors_record(variant, f"{_base_url(base_url)}/checkpoints/{VARIANTS[variant]}")
+    model = checkpoint.build_model()
+    save_checkpoint(cached_checkpoint_path(variant, cache), model, training=checkpoint.training)
+    if output is not None:
+        save_checkpoint(output, model, training=checkpoint.training)
+    return checkpoint
