@@ -97,7 +97,23 @@ def check_python_stub(dist: TritonDistribution) -> Path:
             f"Triton's Python backend has no stub for Python {sys.version_info.major}.{sys.version_info.minor} "
             f"(this build has: {', '.join(versions) or 'none'}); run the toolkit with one of those"
         )
+    missing = _missing_libraries(stub, dist.libs)
+    if missing:
+        raise RuntimeUnavailable(
+            f"Triton's Python backend stub cannot load {', '.join(missing)} (it embeds the shared libpython; "
+            f"on Debian/Ubuntu: apt-get install libpython{sys.version_info.major}.{sys.version_info.minor})"
+        )
     return stub
+
+
+def _missing_libraries(binary: Path, libs: Path) -> list[str]:
+    """Shared libraries ``binary`` needs that the loader cannot find (empty when ldd is unavailable)."""
+    env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [str(libs), os.environ.get("LD_LIBRARY_PATH")]))}
+    try:
+        listing = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, env=env, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.split("=>")[0].strip() for line in listing.splitlines() if "not found" in line]
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
