@@ -162,8 +162,13 @@ def run_loadtest(
     inputs = make_inputs(settings, height, width)
     references = None
     if reference is not None:
-        with reference:
+        was_active = reference.is_active
+        reference.activate()
+        try:
             references = [np.asarray(reference.infer(x)) for x in inputs]
+        finally:
+            if not was_active:  # a runner the caller activated stays active
+                reference.deactivate()
     deadline = time.monotonic() + settings.duration_s if settings.duration_s else None
     tickets = _Tickets(settings.requests, deadline)
     records: list[RequestRecord] = []  # list.append is atomic under the GIL

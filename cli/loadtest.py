@@ -123,3 +123,7 @@ def loadtest(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

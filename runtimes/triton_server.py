@@ -117,7 +117,9 @@ def _missing_libraries(binary: Path, libs: Path) -> list[str]:
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
+    """True when nothing listens on ``host:port`` (closed connections lingering in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -138,7 +140,7 @@ def _model_names(repository: Path) -> list[str]:
 
 # Lines of tritonserver's log that explain a failed start, most specific first.
 _LOAD_FAILURE = re.compile(r'failed to load \'([^\']+)\' version \d+: ([^"\\]+)')
-_PORT_TAKEN = re.compile(r"Socket '([^']+)' already in use|failed to start (\w+) service")
+_PORT_TAKEN = (re.compile(r"Socket '([^']+)' already in use"), re.compile(r"failed to start (\w+) service"))
 
 
 def explain_failure(log: str) -> str:
@@ -146,9 +148,10 @@ def explain_failure(log: str) -> str:
     loads = _LOAD_FAILURE.findall(log)
     if loads:
         return "the repository did not load: " + "; ".join(f"{name}: {reason.strip()}" for name, reason in loads)
-    port = _PORT_TAKEN.search(log)
-    if port:
-        return f"port taken: {port.group(1) or port.group(2)} (another server is listening; pick other ports)"
+    for pattern in _PORT_TAKEN:
+        port = pattern.search(log)
+        if port:
+            return f"port taken: {port.group(1)} (another server is listening; pick other ports)"
     errors = [line.strip() for line in log.splitlines() if line.startswith("error:")]
     return errors[-1][:300] if errors else "tritonserver exited without saying why (see its log)"
 
