@@ -185,6 +185,9 @@ class TritonServer:
         self.process: subprocess.Popen | None = None
         self._workdir: tempfile.TemporaryDirectory | None = None
         self._log_file = None
+        # per-server name prefix of the Python backend's /dev/shm regions: servers side by side
+        # do not share them, and those a killed server leaves behind can be removed
+        self.shm_prefix = f"dmphn{os.getpid()}_{id(self):x}_"
 
     # -- set-up ----------------------------------------------------------------------
     def _check(self) -> TritonDistribution:
@@ -226,8 +229,6 @@ class TritonServer:
     def command(self, dist: TritonDistribution, backends: Path) -> list[str]:
         metrics = (["--allow-metrics=true", f"--metrics-address={HOST}", f"--metrics-port={self.metrics_port}"]
                    if self.metrics_port is not None else ["--allow-metrics=false"])
-        # a per-server shared-memory prefix, so servers side by side do not share /dev/shm regions
-        shm_prefix = f"dmphn{os.getpid()}_{self.http_port}_"
         return [
             str(dist.binary),
             f"--model-repository={self.repository}",
@@ -239,7 +240,7 @@ class TritonServer:
             "--allow-sagemaker=false", "--allow-vertex-ai=false",
             "--strict-readiness=true", "--exit-on-error=true",
             f"--exit-timeout-secs={self.exit_timeout_s}",
-            f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             *self.extra_args,
         ]
 
@@ -325,6 +326,8 @@ class TritonServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        for region in Path("/dev/shm").glob(self.shm_prefix + "*"):
+            region.unlink(missing_ok=True)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
