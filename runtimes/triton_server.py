@@ -156,6 +156,17 @@ def explain_failure(log: str) -> str:
     return errors[-1][:300] if errors else "tritonserver exited without saying why (see its log)"
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the thread that started it dies (Linux), so a
+    crashed or killed caller never leaves a server holding its ports."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 class TritonServer:
     """A ``tritonserver`` child process serving ``repository`` on 127.0.0.1.
 
@@ -258,6 +269,7 @@ class TritonServer:
             self.command(dist, backends), env=self._environment(dist), cwd=workdir,
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopping it also stops the Python stubs
+            preexec_fn=_die_with_parent,
         )
         try:
             self.wait_ready(timeout_s)
