@@ -308,7 +308,8 @@ class TritonServer:
     def stop(self) -> int | None:
         """SIGTERM, wait for in-flight requests (up to ``exit_timeout_s``), then SIGKILL. Returns the exit code."""
         if self.process is not None and self.process.poll() is None:
-            self._signal(signal.SIGTERM)
+            # the server alone: it drains in-flight requests, then stops its Python stubs itself
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(self.exit_timeout_s + 5)
             except subprocess.TimeoutExpired:
