@@ -165,7 +165,11 @@ def run_loadtest(
         was_active = reference.is_active
         reference.activate()
         try:
-            references = [np.asarray(reference.infer(x)) for x in inputs]
+            references, local_ms = [], []
+            for x in inputs:
+                begin = time.perf_counter()
+                references.append(np.asarray(reference.infer(x)))
+                local_ms.append((time.perf_counter() - begin) * 1e3)
         finally:
             if not was_active:  # a runner the caller activated stays active
                 reference.deactivate()
@@ -186,7 +190,12 @@ def run_loadtest(
         thread.join()
     wall_s = time.perf_counter() - origin
     records.sort(key=lambda r: r.ticket)
-    return summarize(records, settings, height, width, wall_s, tolerance, references is not None), records
+    summary = summarize(records, settings, height, width, wall_s, tolerance, references is not None)
+    if references is not None:
+        # the same model run in this process, one call at a time, just before the load: what
+        # serving adds on top of the runner on this machine, as busy as it is right now
+        summary["local_p50_ms"] = float(np.percentile(local_ms, 50))
+    return summary, records
 
 
 def summarize(records: list[RequestRecord], settings: LoadSettings, height: int, width: int, wall_s: float,
@@ -229,7 +238,7 @@ def summarize(records: list[RequestRecord], settings: LoadSettings, height: int,
 
 def loadtest_markdown(rows: list[dict[str, Any]]) -> str:
     header = ["protocol", "clients", "batch", "H×W", "sent", "ok", "errors", "p50 ms", "p90", "p99", "mean",
-              "req/s", "img/s", "parity max abs", "min PSNR dB", "result"]
+              "req/s", "img/s", "local p50 ms", "parity max abs", "min PSNR dB", "result"]
     lines = []
     for r in rows:
         parity = r.get("parity") or {}
@@ -237,13 +246,20 @@ def loadtest_markdown(rows: list[dict[str, Any]]) -> str:
         lines.append([
             r.get("protocol", "?"), str(r["clients"]), str(r["batch"]), f"{r['height']}×{r['width']}",
             str(r["sent"]), str(r["ok"]), str(r["errors"]),
-            *(_fmt(r.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "requests_per_s", "images_per_s")),
+            *(_fmt(r.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "requests_per_s", "images_per_s",
+                                       "local_p50_ms")),
             f"{parity['max_abs']:.2e}" if parity.get("max_abs") is not None else "–", psnr,
             "ok" if r["status"] == "ok" else "**FAIL**",
         ])
     machine = next((r["machine"] for r in rows if "machine" in r), {})
     notes = ["Latency: wall clock per request at the client (queue, transfer, dynamic batching, inference). "
-             "Parity: each answer against the local runner's output for the same input."]
+             "local p50: the same model through the local runner in the client process, one call at a time, "
+             "just before the load. Parity: each answer against the local runner's output for the same input."]
+    for r in rows:
+        if r.get("host_load_1m"):
+            before, after = r["host_load_1m"]
+            notes.append(f"- {r.get('protocol', '?')}: host load average (1 min) {before:.1f} before, {after:.1f} after "
+                         f"on {r['machine'].get('cpu_cores', '?')} cores")
     for r in rows:
         for reason, count in (r.get("error_kinds") or {}).items():
             notes.append(f"- {r.get('protocol', '?')}: {count}× {reason}")

@@ -11,6 +11,7 @@ any request failed or any answer is off the local runner's output.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -99,12 +100,14 @@ def loadtest(
         for proto in protocols:
             print(f"{proto}: {clients} clients, {f'{duration:g} s' if duration else f'{requests} requests'}, "
                   f"batch {batch}, {height}x{width} → {urls[proto]}", flush=True)
+            load_before = os.getloadavg()[0]
             summary, _ = run_loadtest(
                 lambda proto=proto: TritonRunner(urls[proto], protocol=proto, model_name=model_name, timeout_s=timeout),
                 settings, height, width, reference=reference, tolerance=tolerance_for("fp32"),
             )
             rows.append({"runtime": "triton", "protocol": proto, "url": urls[proto], "model_name": model_name,
-                         "repository": str(repository), **summary, "machine": machine})
+                         "repository": str(repository), **summary,
+                         "host_load_1m": [load_before, os.getloadavg()[0]], "machine": machine})
     finally:
         if server is not None:
             server.stop()

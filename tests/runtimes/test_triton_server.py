@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,6 +147,18 @@ def test_malformed_requests_get_errors_and_the_server_stays_up(server, local_run
 
 
 @requires_triton
+def test_larger_images_are_tiled_to_the_served_frame_size(server, local_runner):
+    from dmphn_core.inference import deblur_image
+
+    image = np.random.default_rng(3).random((H + 20, W + 40, 3), dtype=np.float32)
+    with TritonRunner(server.endpoints()["grpc"], protocol="grpc") as runner:
+        served = deblur_image(runner, image)
+    assert served.shape == image.shape
+    # the same tiles through the local runner of the same static-H/W artifact
+    np.testing.assert_allclose(served, deblur_image(local_runner, image), atol=1e-4, rtol=0)
+
+
+@requires_triton
 def test_kill_mid_load_reports_failures_and_restart_serves_again(repository, local_runner):
     server = TritonServer(repository, http_port=free_port(), grpc_port=free_port())
     try:
@@ -184,6 +197,7 @@ def test_kill_mid_load_reports_failures_and_restart_serves_again(repository, loc
     finally:
         server.stop()
     assert not server.is_running()
+    assert not list(Path("/dev/shm").glob(server.shm_prefix + "*"))  # no shared memory left behind
 
 
 @requires_triton
