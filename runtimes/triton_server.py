@@ -265,6 +265,7 @@ class TritonServer:
         backends = self._backend_dir(dist, workdir)
         log_path = self.log_path or workdir / "tritonserver.log"
         self._log_file = open(log_path, "ab")  # noqa: SIM115 - open while the server runs
+        self._log_offset = self._log_file.tell()  # a --log file kept across runs: read this run's part only
         self.process = subprocess.Popen(
             self.command(dist, backends), env=self._environment(dist), cwd=workdir,
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
@@ -356,7 +357,9 @@ class TritonServer:
         path = self.log_path or (Path(self._workdir.name) / "tritonserver.log" if self._workdir else None)
         if path is None or not path.is_file():
             return getattr(self, "_saved_log", "")
-        return path.read_text(errors="replace")
+        with open(path, "rb") as log:
+            log.seek(getattr(self, "_log_offset", 0))
+            return log.read().decode(errors="replace")
 
     def endpoints(self) -> dict[str, str]:
         points = {"http": f"{HOST}:{self.http_port}", "grpc": f"{HOST}:{self.grpc_port}"}
