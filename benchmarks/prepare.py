@@ -88,6 +88,8 @@ class RunnerSpec:
             cls = runner_class(self.runtime)
         except ImportError as exc:
             return f"runner module for {self.runtime} cannot be imported ({exc})"
+        if cls.needs_service:
+            return f"{self.runtime} is a client of {cls.needs_service}"
         return cls.unavailable_reason(self.device, self.precision)
 
 

@@ -159,11 +159,17 @@ def triton(
     width: WidthOpt = 1280,
     output: Annotated[Path, typer.Option("--output", "-o", help="model repository folder")] = Path("model_repository"),
     model_name: Annotated[str, typer.Option(help="model folder name inside the repository")] = "dmphn",
-    backend: Annotated[str, typer.Option(help="onnx (onnxruntime backend) or trt (tensorrt_plan)")] = "onnx",
+    backend: Annotated[str, typer.Option(
+        help="python (toolkit runner in Triton's Python backend; dmphn-serve runs it on CPU), "
+             "onnxruntime (alias onnx) or tensorrt (alias trt)")] = "onnx",
     max_batch: Annotated[int, typer.Option(help="max_batch_size; dynamic batching up to it")] = 8,
     instances: Annotated[int, typer.Option(help="model instances per device")] = 1,
-    device: Annotated[str, typer.Option(help="instance group kind: cpu or gpu")] = "gpu",
-    precision: Annotated[str, typer.Option(help="engine precision for --backend trt")] = "fp16",
+    device: Annotated[str | None, typer.Option(help="instance group kind: cpu or gpu (default: cpu for python, "
+                                                     "else gpu)")] = None,
+    precision: Annotated[str | None, typer.Option(help="engine precision for --backend tensorrt (default fp16); "
+                                                        "others serve fp32")] = None,
+    python_runtime: Annotated[str, typer.Option(help="runner of --backend python: ort")] = "ort",
+    threads: Annotated[int, typer.Option(help="--backend python: CPU threads per instance (0: runtime default)")] = 0,
 ) -> None:
     """Triton Inference Server model repository: <output>/<model_name>/{config.pbtxt, 1/model.*}."""
     from export.to_triton import write_triton_repository
@@ -172,6 +178,7 @@ def triton(
     for line in write_triton_repository(
         model, output, model_name=model_name, backend=backend, height=height, width=width,
         max_batch=max_batch, instances=instances, device=device, precision=precision,
+        runtime=python_runtime, threads=threads,
     ):
         print(line)
 

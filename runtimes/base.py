@@ -53,6 +53,9 @@ class Runner(abc.ABC):
     #: place among the fast fp32-faithful paths that ``--runtime auto`` tries, per device (lower
     #: first, from this project's benchmarks); a device missing here is never picked automatically
     auto_rank: ClassVar[dict[str, int]] = {}
+    #: what it talks to when it is a client of a service rather than a runner of a file or module
+    #: (the benchmark matrix then lists it as skipped, naming this)
+    needs_service: ClassVar[str | None] = None
     #: keyword options of the constructor a benchmark spec may set (``mode``, ``cuda_graph``)
     options: ClassVar[tuple[str, ...]] = ()
 

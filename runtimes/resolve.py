@@ -63,6 +63,8 @@ def resolve_runner(
     cls = runner_class(runtime) if runtime is not None else None
     fmt = detect_format(path)
     cls = cls or runner_class(runtime_for_format(fmt))
+    if cls.needs_service:
+        raise DMPHNError(f"runtime {cls.runtime} runs no model file: it is a client of {cls.needs_service}")
     if fmt != cls.artifact_format:
         raise DMPHNError(
             f"runtime {cls.runtime} runs {cls.artifact_format} files, but {path} is a {fmt} file; "

@@ -28,4 +28,12 @@ fi
 if [ "${DMPHN_SKIP_CPP_DEPS:-0}" != 1 ]; then
     bash scripts/install_cpp_deps.sh || echo "setup: C++ dependencies not installed; tests/cpp will say what is missing" >&2
 fi
+
+# Triton Inference Server for dmphn-serve / dmphn-loadtest: the wheel bundles tritonserver, its
+# Python backend and per-Python stubs. --no-deps: its own Python package pins numpy<2, which
+# would downgrade numpy under opencv; the toolkit runs the binary and never imports that package.
+$PIP install -q --no-deps "nvidia-pytriton==0.7.0"
+"$VENV/bin/python" -c "from runtimes.triton_server import find_distribution, check_python_stub; \
+print('tritonserver', check_python_stub(find_distribution()).parent.parent.parent)" \
+    || echo "warning: dmphn-serve will not work here (see the line above); the rest of the toolkit does"
 "$VENV/bin/python" -c "import torch, onnxruntime; print('torch', torch.__version__, '| onnxruntime', onnxruntime.__version__, '| cuda', torch.cuda.is_available())"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -148,3 +150,143 @@ def test_cli_writes_repository(make_checkpoint, tmp_path):
     config = _parse_config(tmp_path / "repo" / "dmphn" / "config.pbtxt")
     assert config.instance_group[0].kind == pb2.ModelInstanceGroup.KIND_CPU
     assert (tmp_path / "repo" / "dmphn" / "1" / "model.onnx").is_file()
+
+
+# -- python backend: the toolkit's runner inside Triton's Python backend ---------------------
+
+class _FakeTritonUtils:
+    """Stands in for ``triton_python_backend_utils`` (only inside Triton's stub) to run model.py here."""
+
+    class Tensor:
+        def __init__(self, name, array):
+            self.name, self.array = name, array
+
+        def to_dlpack(self):
+            import torch
+
+            return torch.utils.dlpack.to_dlpack(torch.from_numpy(self.array))
+
+        @classmethod
+        def from_dlpack(cls, name, capsule):
+            import torch
+
+            return cls(name, torch.utils.dlpack.from_dlpack(capsule).numpy())
+
+    class TritonError:
+        INVALID_ARG = 3
+
+        def __init__(self, message, code=None):
+            self.message, self.code = message, code
+
+    class InferenceResponse:
+        def __init__(self, output_tensors, error=None):
+            self.output_tensors, self.error = output_tensors, error
+
+    @staticmethod
+    def get_input_tensor_by_name(request, name):
+        return request.get(name)
+
+
+@pytest.fixture(scope="module")
+def python_repository(tmp_path_factory):
+    model = random_model(1, seed=3)
+    root = tmp_path_factory.mktemp("python_repository")
+    lines = write_triton_repository(model, root, backend="python", height=H, width=W, max_batch=4, instances=2,
+                                    threads=1)
+    return model, root, lines
+
+
+def _load_python_model(root, monkeypatch):
+    import importlib.util
+    import json
+    import sys
+
+    from google.protobuf import json_format
+
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _FakeTritonUtils)
+    spec = importlib.util.spec_from_file_location("dmphn_triton_model", root / "dmphn" / "1" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = json_format.MessageToDict(_parse_config(root / "dmphn" / "config.pbtxt"), preserving_proto_field_name=True)
+    instance = module.TritonPythonModel()
+    instance.initialize({"model_config": json.dumps(config), "model_repository": str(root / "dmphn"),
+                         "model_version": "1"})
+    return instance
+
+
+def test_python_backend_config(python_repository):
+    model, root, lines = python_repository
+    config = _parse_config(root / "dmphn" / "config.pbtxt")
+    assert config.backend == "python" and config.platform == ""
+    assert [(g.kind, g.count) for g in config.instance_group] == [(pb2.ModelInstanceGroup.KIND_CPU, 2)]
+    assert [(t.name, list(t.dims)) for t in config.input] == [(INPUT_NAME, [3, H, W])]
+    params = {key: value.string_value for key, value in config.parameters.items()}
+    assert {k: params[k] for k in ("runtime", "artifact", "precision", "threads")} == {
+        "runtime": "ort", "artifact": "model.onnx", "precision": "fp32", "threads": "1"}
+    assert json.loads(params["dmphn_config"]) == model.config.to_dict()
+    assert sorted(p.name for p in (root / "dmphn" / "1").iterdir()) == ["model.onnx", "model.py"]
+    assert any("verification passed" in line for line in lines) and lines[-1].startswith("serve: dmphn-serve ")
+
+
+def test_python_model_batches_requests_and_rejects_nan_alone(python_repository, monkeypatch):
+    model, root, _ = python_repository
+    instance = _load_python_model(root, monkeypatch)
+    assert instance.fixed_batch is None  # the artifact's batch axis is dynamic
+    rng = np.random.default_rng(0)
+    first, third = (rng.random((n, 3, H, W), dtype=np.float32) for n in (1, 2))
+    nan = rng.random((1, 3, H, W), dtype=np.float32)
+    nan[0, 0, 0, 0] = np.nan
+    requests = [{INPUT_NAME: _FakeTritonUtils.Tensor(INPUT_NAME, x)} for x in (first, nan, third)]
+    responses = instance.execute(requests)
+    assert len(responses) == 3
+    assert responses[1].error is not None and "NaN" in responses[1].error.message
+    assert responses[1].error.code == _FakeTritonUtils.TritonError.INVALID_ARG
+    for response, x in ((responses[0], first), (responses[2], third)):
+        assert response.error is None
+        (tensor,) = response.output_tensors
+        assert tensor.name == OUTPUT_NAME and tensor.array.shape == x.shape
+        assert np.abs(tensor.array - reference_output(model, x)).max() <= 1e-4
+    instance.finalize()
+
+
+def test_python_model_runs_a_fixed_batch_artifact_in_chunks(python_repository, monkeypatch):
+    model, root, _ = python_repository
+    instance = _load_python_model(root, monkeypatch)
+    seen = []
+    infer = instance.runner.infer
+
+    def fixed_two(x):
+        seen.append(x.shape[0])
+        assert x.shape[0] == 2  # what a static batch-2 artifact would insist on
+        return infer(x)
+
+    instance.fixed_batch, instance.runner.infer = 2, fixed_two
+    x = np.random.default_rng(1).random((3, 3, H, W), dtype=np.float32)
+    (response,) = instance.execute([{INPUT_NAME: _FakeTritonUtils.Tensor(INPUT_NAME, x)}])
+    assert seen == [2, 2]  # 3 images: one full chunk, one zero-padded
+    assert np.abs(response.output_tensors[0].array - reference_output(model, x)).max() <= 1e-4
+    instance.finalize()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"device": "gpu"}, "CPU instances"),
+        ({"precision": "fp16"}, "fp32 graph on CPU"),
+        ({"runtime": "openvino"}, "cannot run 'openvino'"),
+        ({"threads": -1}, "--threads"),
+    ],
+)
+def test_python_backend_bad_options_write_nothing(tmp_path, options, message):
+    with pytest.raises(DMPHNError, match=message):
+        write_triton_repository(random_model(1), tmp_path, backend="python", height=H, width=W, **options)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_backend_names_and_aliases():
+    for backend, platform in (("onnxruntime", "onnxruntime_onnx"), ("onnx", "onnxruntime_onnx"),
+                              ("tensorrt", "tensorrt_plan"), ("trt", "tensorrt_plan")):
+        config = to_triton.triton_config(model_name="m", backend=backend, height=H, width=W, max_batch=2, instances=1,
+                                         device="gpu")
+        assert config.platform == platform and config.backend == ""
+    assert to_triton.canonical_backend("trt") == "tensorrt" and to_triton.canonical_backend("onnx") == "onnxruntime"

@@ -1,0 +1,101 @@
+"""dmphn-serve and dmphn-loadtest end to end: a real server in a child process, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli.loadtest import app as loadtest_app
+from cli.serve import app as serve_app
+from runtimes.triton_server import free_port, port_is_free
+from tests.triton_support import SERVE_HW, requires_triton, write_python_repository
+
+ROOT = Path(__file__).resolve().parents[2]
+cli = CliRunner()
+
+
+def _lines(stream, sink: queue.Queue) -> None:
+    for line in stream:
+        sink.put(line)
+    sink.put(None)
+
+
+def _wait_for(sink: queue.Queue, text: str, timeout_s: float) -> list[str]:
+    seen = []
+    while True:
+        line = sink.get(timeout=timeout_s)
+        if line is None:
+            raise AssertionError(f"dmphn-serve ended before printing {text!r}: {''.join(seen)}")
+        seen.append(line)
+        if text in line:
+            return seen
+
+
+@requires_triton
+def test_serve_until_sigterm_and_load_test_it(tmp_path):
+    repository = write_python_repository(tmp_path / "repo", seed=5)
+    http_port, grpc_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "cli.serve", str(repository), "--http-port", str(http_port), "--grpc-port", str(grpc_port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output: queue.Queue = queue.Queue()
+    threading.Thread(target=_lines, args=(serve.stdout, output), daemon=True).start()
+    try:
+        printed = "".join(_wait_for(output, "ready:", 240))
+        assert f"http     127.0.0.1:{http_port}" in printed and f"grpc     127.0.0.1:{grpc_port}" in printed
+
+        report, table = tmp_path / "load.json", tmp_path / "load.md"
+        result = cli.invoke(loadtest_app, [
+            str(repository), "--no-start", "--http", f"127.0.0.1:{http_port}", "--grpc", f"127.0.0.1:{grpc_port}",
+            "--clients", "2", "--requests", "20", "--json", str(report), "--markdown", str(table),
+        ])
+        assert result.exit_code == 0, result.output
+        rows = json.loads(report.read_text())  # strict JSON: json.loads would accept NaN, so check the text too
+        assert "NaN" not in report.read_text() and "Infinity" not in report.read_text()
+        assert [(r["protocol"], r["sent"], r["ok"], r["errors"], r["status"]) for r in rows] == [
+            ("http", 20, 20, 0, "ok"), ("grpc", 20, 20, 0, "ok")]
+        assert all(r["parity"]["mismatches"] == 0 and r["height"] == SERVE_HW[0] for r in rows)
+        assert "| http | 2 | 1 |" in table.read_text()
+
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(60) == 0
+        printed = "".join(_wait_for(output, "stopped", 10))
+        assert "SIGTERM: stopping tritonserver" in printed
+        assert port_is_free(http_port) and port_is_free(grpc_port)
+    finally:
+        if serve.poll() is None:
+            serve.terminate()
+            serve.wait(60)
+
+
+def test_serve_errors_are_one_line(tmp_path):
+    result = cli.invoke(serve_app, [str(tmp_path / "missing")])
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: model repository not found: {tmp_path / 'missing'}"
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.pbtxt").write_text('name: "m"\n')
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        taken = listener.getsockname()[1]
+        result = cli.invoke(serve_app, [str(tmp_path), "--http-port", str(taken), "--grpc-port", str(free_port())])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: port taken: 127.0.0.1:{taken} (http) is in use; pick another with --http-port"
+
+
+def test_loadtest_errors_are_one_line(tmp_path):
+    result = cli.invoke(loadtest_app, [str(tmp_path), "--protocol", "udp"])
+    assert result.exit_code == 2 and "unknown protocol" in result.stderr
+    result = cli.invoke(loadtest_app, [str(tmp_path), "--no-start", "--http", "127.0.0.1:1"])
+    assert result.exit_code == 2 and "no model 'dmphn'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
