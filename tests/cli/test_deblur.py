@@ -1,3 +1,5 @@
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -201,3 +203,24 @@ def test_model_authors_uses_the_cached_checkpoint(tmp_path, monkeypatch):
     with TorchRunner(model) as runner:
         expected = inference.deblur_image(runner, read_image(source))
     assert np.abs(read_image(out) - expected).max() <= 0.5 / 255 + 1e-6
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch, capsys):
+    from cli.deblur import ProgressBar
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    with ProgressBar(2) as bar:
+        assert bar.progress is None
+        bar.print("line one")
+        bar.image_done(2.0)
+    assert capsys.readouterr().out == "line one\n" and bar.done == 1
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with ProgressBar(2) as bar:
+        bar.next_image("a.png")
+        bar.tiles(3, 6)
+        bar.image_done(1.0)
+        bar.image_done(3.0)
+        tasks = {task.description: task for task in bar.progress.tasks}
+        assert tasks["images"].completed == 2 and tasks["images"].fields["note"] == "2.00 s/image"
+        assert tasks["tiles"].completed == 3 and tasks["tiles"].total == 6 and tasks["tiles"].visible
