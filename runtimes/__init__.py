@@ -18,6 +18,7 @@ RUNTIMES: dict[str, str] = {
     "trt": "runtimes.tensorrt:TensorRTRunner",
     "aoti": "runtimes.aoti:AOTIRunner",
     "compile": "runtimes.torch_compile:TorchCompileRunner",
+    "ov": "runtimes.openvino:OpenVINORunner",
 }
 
 

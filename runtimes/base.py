@@ -24,8 +24,9 @@ from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHNConfig
 
 DEVICES = ("cpu", "cuda")
-#: Precisions a runner may declare. ``tf32`` is fp32 storage with TF32 matrix units (CUDA).
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+#: Precisions a runner may declare. ``tf32`` is fp32 storage with TF32 matrix units (CUDA);
+#: ``int8`` runs a quantized artifact (only runners that list it in ``precisions`` do).
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 
 
 class Runner(abc.ABC):
@@ -61,6 +62,8 @@ class Runner(abc.ABC):
             return "no CUDA device here (torch.cuda.is_available() is False)"
         if precision == "tf32" and device != "cuda":
             return "TF32 is a mode of NVIDIA GPUs; it does not exist on the CPU"
+        if precision == "int8" and "int8" not in getattr(cls, "precisions", ()):
+            return f"runtime {cls.runtime} has no int8 mode (int8 runs a quantized artifact: runtime ov)"
         return None
 
     # -- lifecycle -------------------------------------------------------------------

@@ -36,6 +36,8 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "tf32": Tolerance(min_psnr_db=45.0),
     "fp16": Tolerance(min_psnr_db=45.0),
     "bf16": Tolerance(min_psnr_db=35.0),
+    # post-training int8 quantization: the quality target of the OpenVINO/NNCF export
+    "int8": Tolerance(min_psnr_db=40.0),
 }
 
 
