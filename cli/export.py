@@ -1,4 +1,4 @@
-"""dmphn-export: checkpoint -> TorchScript / ONNX / TensorRT / AOTInductor / Triton repository.
+"""dmphn-export: checkpoint -> TorchScript / ONNX / TensorRT / AOTInductor / OpenVINO / Triton repository.
 
 Every export is written to a temporary file beside its destination, run through its
 runtime and compared with PyTorch fp32 (:mod:`export.verify`); only an artifact that
@@ -231,6 +231,58 @@ def aoti(
         make_runner=lambda path: AOTIRunner(path, device=device, precision=precision),
         shapes=shapes, max_abs=max_abs, min_psnr=min_psnr, report=report,
     )
+
+
+@app.command()
+@user_errors
+def openvino(
+    checkpoint: CheckpointArg = None,
+    height: HeightOpt = 256,
+    width: WidthOpt = 256,
+    batch: BatchOpt = 1,
+    output: OutputOpt = None,
+    precision: Annotated[str, typer.Option(help="fp32, bf16, fp16 or int8 (NNCF post-training quantization)")] = "fp32",
+    calibration: Annotated[Path | None, typer.Option(help="int8: folder of calibration images (default: camera-shake views of bundled photos)")] = None,
+    calibration_samples: Annotated[int, typer.Option(help="int8: calibration images to use")] = 9,
+    accuracy_control: Annotated[bool, typer.Option("--accuracy-control/--no-accuracy-control", help="int8: revert the costliest layers to float until the PSNR target holds")] = True,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for verification")] = None,
+    max_abs: MaxAbsOpt = None,
+    min_psnr: MinPsnrOpt = None,
+    report: ReportOpt = None,
+) -> None:
+    """OpenVINO IR (.xml + .bin) from the static ONNX; int8 by NNCF; verified with the OpenVINO runner."""
+    from runtimes.openvino import OpenVINORunner
+
+    from export.to_openvino import PRECISIONS as OV_PRECISIONS, check_openvino_available, export_openvino
+
+    _check_precision(precision, OV_PRECISIONS)
+    check_openvino_available(int8=precision == "int8")
+    reason = OpenVINORunner.unavailable_reason("cpu", precision)
+    if reason:
+        # bf16/fp16 are chosen when the IR is compiled: the fp32 IR runs at bf16 on a CPU that has it
+        raise DMPHNError(f"cannot verify a {precision} OpenVINO export here: {reason}. The {precision} IR is the "
+                         f"fp32 one: export with --precision fp32 and run it at {precision} on a CPU that has it")
+    if calibration is not None and precision != "int8":
+        raise DMPHNError("--calibration is for --precision int8 only")
+    model = _load(checkpoint, height, width, batch)
+    output = output or _default_output(model, batch, height, width, ".xml", f"_{precision}")
+    if output.suffix.lower() != ".xml":
+        raise DMPHNError(f"an OpenVINO IR is written as NAME.xml (+ NAME.bin); got {output}")
+    tolerance = tolerance_for(precision, max_abs=max_abs, min_psnr_db=min_psnr)
+    # The .bin gets its own temporary name and is renamed right after the .xml: after
+    # verification both appear, or (on failure) neither does.
+    with atomic_path(output.with_suffix(".bin")) as weights:
+        _export_verified(
+            kind="openvino", output=output, model=model, precision=precision,
+            build=lambda path: export_openvino(
+                model, path, batch=batch, height=height, width=width, precision=precision,
+                calibration_dir=calibration, calibration_samples=calibration_samples,
+                accuracy_control=accuracy_control, min_psnr_db=tolerance.min_psnr_db or 40.0, weights_path=weights,
+            ),
+            make_runner=lambda path: OpenVINORunner(path, precision=precision, weights=weights, threads=threads),
+            shapes=[(batch, height, width)], max_abs=max_abs, min_psnr=min_psnr, report=report,
+        )
+    print(f"wrote {output.with_suffix('.bin')}")
 
 
 @app.command()
