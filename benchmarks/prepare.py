@@ -140,6 +140,19 @@ class ArtifactCache:
             ),
         )
 
+    def openvino(self, batch: int, height: int, width: int, precision: str) -> Path:
+        """One float IR serves fp32, bf16 and fp16 (a compile-time hint); int8 has its own (NNCF)."""
+        from export.to_openvino import export_openvino
+
+        kind = "int8" if precision == "int8" else "float"
+        path = self._path("model", batch, height, width, f"_ov_{kind}", ".xml")
+        return self._build(
+            path,
+            lambda p: export_openvino(
+                self.model, p, batch=batch, height=height, width=width, precision="int8" if kind == "int8" else "fp32"
+            ),
+        )
+
     def seconds_for(self, path: Path) -> float | None:
         return self.build_seconds.get(path.name)
 
@@ -170,6 +183,9 @@ def make_runner(
     elif spec.runtime == "aoti":
         artifact = cache.aoti(batch, height, width, spec.device, spec.precision)
         runner = cls(artifact, **common)
+    elif spec.runtime == "ov":
+        artifact = cache.openvino(batch, height, width, spec.precision)
+        runner = cls(artifact, threads=threads, **common)
     elif spec.runtime == "trt":
         artifact = cache.engine(batch, height, width, spec.precision)
         runner = cls(artifact, precision=spec.precision, cuda_graph=spec.cuda_graph, name=spec.label)
