@@ -66,6 +66,15 @@ def _runtimes_side_by_side(model, blurred: np.ndarray, out: Path, iters: int) ->
     tolerance = tolerance_for("fp32")
     rows = []
     runners = [TorchRunner(model), TorchReferenceRunner(model), TorchScriptRunner(ts_path), OnnxRuntimeRunner(onnx_path)]
+    try:
+        from export.to_openvino import export_openvino
+        from runtimes.openvino import OpenVINORunner
+    except ImportError:  # openvino is optional for the demo: the other runtimes still compare
+        OpenVINORunner = None
+    if OpenVINORunner is not None and OpenVINORunner.unavailable_reason("cpu", "fp32") is None:
+        ov_path = out / f"dmphn_{height}x{width}.xml"
+        log += export_openvino(model, ov_path, batch=1, height=height, width=width).get("log_lines", [])
+        runners.append(OpenVINORunner(ov_path))
     for runner in runners:
         with runner:
             comparison = compare_outputs(runner.infer(x), reference, tolerance)

@@ -24,6 +24,7 @@ A "model" argument (a path) becomes a runner in :func:`resolve_runner`, by suffi
 * ``.onnx``: ONNX model -> ``ort``
 * ``.pt2``: AOTInductor package -> ``aoti``
 * ``.engine``, ``.plan``: TensorRT engine -> ``trt``
+* ``.xml``: OpenVINO IR (with its ``.bin``) -> ``ov`` (an int8 IR runs at int8)
 
 A ``.pt`` that is really a TorchScript archive (it holds ``code/`` and ``constants.pkl``) is
 run as TorchScript; ``runtime`` (``--runtime``) overrides the guess.
@@ -62,6 +63,7 @@ SUFFIX_RUNTIMES = {
     ".pt2": "aoti",
     ".engine": "trt",
     ".plan": "trt",
+    ".xml": "ov",
 }
 #: Runtimes that run a checkpoint (a module built in Python) rather than an exported artifact.
 CHECKPOINT_RUNTIMES = ("torch", "torch-ref", "compile")
@@ -344,6 +346,14 @@ def _engine_precision(path: Path) -> str:
         return "fp16"
 
 
+def _openvino_precision(path: Path) -> str:
+    """int8 for a quantized IR (it runs at no other precision), else fp32."""
+    from .artifact import read_metadata
+
+    metadata = read_metadata(path, "openvino") or {}
+    return "int8" if metadata.get("precision") == "int8" else "fp32"
+
+
 def resolve_runner(
     model: str | os.PathLike | None = None,
     runtime: str | None = None,
@@ -375,7 +385,8 @@ def resolve_runner(
     if runtime is not None and runtime not in RUNTIMES:
         raise DMPHNError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
     runtime = runtime or runtime_for_path(path)
-    precision = precision or (_engine_precision(path) if runtime == "trt" else "fp32")
+    if precision is None:
+        precision = _engine_precision(path) if runtime == "trt" else _openvino_precision(path) if runtime == "ov" else "fp32"
     cls = runner_class(runtime)
     if device in (None, "auto"):
         device = default_device(runtime)
@@ -388,7 +399,7 @@ def resolve_runner(
         # load now: a bad checkpoint is reported before any image is read
         checkpoint = load_checkpoint(path)
         return cls(checkpoint.build_model, device=device, precision=precision)
-    if runtime == "ort":
+    if runtime in ("ort", "ov"):
         return cls(path, device=device, precision=precision, threads=threads)
     return cls(path, device=device, precision=precision)
 
