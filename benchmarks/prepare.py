@@ -140,6 +140,14 @@ class ArtifactCache:
             ),
         )
 
+    def onnx_int8(self, batch: int, height: int, width: int) -> Path:
+        """QDQ int8 of the static ONNX (ONNX Runtime's static quantization)."""
+        from export.onnx_int8 import quantize_onnx_int8
+
+        fp32 = self.onnx(batch, height, width)
+        path = self._path("model", batch, height, width, "_int8", ".onnx")
+        return self._build(path, lambda p: quantize_onnx_int8(fp32, p))
+
     def openvino(self, batch: int, height: int, width: int, precision: str) -> Path:
         """One float IR serves fp32, bf16 and fp16 (a compile-time hint); int8 has its own (NNCF)."""
         from export.to_openvino import export_openvino
@@ -178,7 +186,7 @@ def make_runner(
         artifact = cache.torchscript(batch, height, width, spec.device)
         runner = cls(artifact, **common)
     elif spec.runtime == "ort":
-        artifact = cache.onnx(batch, height, width)
+        artifact = cache.onnx_int8(batch, height, width) if spec.precision == "int8" else cache.onnx(batch, height, width)
         runner = cls(artifact, threads=threads, **common)
     elif spec.runtime == "aoti":
         artifact = cache.aoti(batch, height, width, spec.device, spec.precision)

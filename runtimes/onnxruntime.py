@@ -54,6 +54,8 @@ class OnnxRuntimeRunner(Runner):
     """Runs a .onnx file written by :func:`export.to_onnx.export_onnx` (or any with the same I/O)."""
 
     runtime = "ort"
+    #: int8: a QDQ-quantized .onnx (export/onnx_int8.py) on the CPU execution provider
+    precisions = ("fp32", "tf32", "fp16", "int8")
 
     def __init__(
         self,
@@ -88,8 +90,10 @@ class OnnxRuntimeRunner(Runner):
         provider = provider or default_provider(device, precision)
         if precision == "bf16":
             return "ONNX Runtime runner has no bf16 mode (the exported graph is float32)"
-        if device == "cpu" and precision != "fp32":
-            return f"ONNX Runtime on the CPU runs the float32 graph only, not {precision}"
+        if device == "cpu" and precision not in ("fp32", "int8"):
+            return f"ONNX Runtime on the CPU runs the float32 graph only (or an int8 QDQ one), not {precision}"
+        if device != "cpu" and precision == "int8":
+            return "int8 ONNX (QDQ) runs on the CPU execution provider here"
         if provider == "cuda" and precision == "fp16":
             return "fp16 through ONNX Runtime goes through the TensorRT execution provider (provider='tensorrt')"
         if provider == "tensorrt" and precision == "tf32":
@@ -130,6 +134,12 @@ class OnnxRuntimeRunner(Runner):
         self._check_io(session)
         self.session = session
         self.metadata = _read_metadata(session)
+        quantized = (self.metadata or {}).get("precision") == "int8"
+        if quantized != (self.precision == "int8"):
+            raise DMPHNError(
+                f"{self.path} is {'an int8 (QDQ)' if quantized else 'a float'} ONNX; run it at precision "
+                f"{'int8' if quantized else 'fp32'}, not {self.precision}"
+            )
         shape = session.get_inputs()[0].shape
         self.input_shape = tuple(dim if isinstance(dim, int) else None for dim in shape)
         if self.metadata and "config" in self.metadata:

@@ -16,14 +16,14 @@ SHAPE = "32x64"
 def test_unsupported_pairs_are_skipped_rows_not_a_fatal_error(make_checkpoint, tmp_path):
     json_path = tmp_path / "bench.json"
     result = cli.invoke(bench_app, [
-        "-c", str(make_checkpoint(1)), "--runtime", "ort", "--precision", "fp32,bf16,int8", "--device", "cpu",
+        "-c", str(make_checkpoint(1)), "--runtime", "ort", "--precision", "fp32,bf16,fp16", "--device", "cpu",
         "--shape", SHAPE, "--warmup", "0", "--iters", "1", "--threads", "1", "--workdir", str(tmp_path / "w"),
         "--json", str(json_path),
     ])
     assert result.exit_code == 0, result.output
     rows = {r["precision"]: r for r in json.loads(json_path.read_text())}
     assert rows["fp32"]["status"] == "ok" and rows["fp32"]["p50_ms"] > 0
-    for precision in ("bf16", "int8"):
+    for precision in ("bf16", "fp16"):
         assert rows[precision]["status"] == "skipped" and precision in rows[precision]["reason"]
     assert "skipped: " in result.stdout
 

@@ -130,9 +130,8 @@ def test_reduced_precision_runs_only_where_the_cpu_has_it(ir, precision, capabil
 
 
 def test_runtimes_without_int8_say_why():
-    from runtimes.onnxruntime import OnnxRuntimeRunner
-    from runtimes.torch_eager import TorchRunner
+    from runtimes.torch_eager import TorchReferenceRunner, TorchRunner
 
-    for cls in (TorchRunner, OnnxRuntimeRunner):
+    for cls in (TorchRunner, TorchReferenceRunner):
         reason = cls.unavailable_reason("cpu", "int8")
         assert reason is not None and "int8" in reason
