@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from dmphn_core.errors import DMPHNError
+from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.flops import count_flops
 
 from .prepare import ArtifactCache, RunnerSpec, make_runner
@@ -81,26 +81,30 @@ def run_benchmark(
                 progress(f"run   {spec.label} batch {batch} {height}x{width}")
                 try:
                     row.update(_measure(spec, cache, settings, batch, height, width))
+                except RuntimeUnavailable as exc:  # found out only when loading (e.g. no such CPU support)
+                    rows.append({**row, "status": "skipped", "reason": str(exc)})
+                    progress(f"skip  {spec.label}: {exc}")
+                    continue
                 except Exception as exc:  # noqa: BLE001 - one broken runtime must not hide the others
                     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                     reason = message if isinstance(exc, DMPHNError) else f"{type(exc).__name__}: {message}"
                     rows.append({**row, "status": "error", "reason": reason})
                     progress(f"error {spec.label}: {reason}")
                     continue
-                key = (spec.device, spec.precision)
-                if key not in peaks:
-                    peaks[key] = (settings.peak_flops or {}).get(spec.precision) or measure_peak_flops(*key)
-                floor_ms = flops / peaks[key] * 1e3
                 row.update(
                     status="ok",
-                    peak_tflops=peaks[key] / 1e12,
-                    floor_ms=floor_ms,
-                    floor_ratio=row["p50_ms"] / floor_ms,
                     images_per_s=batch / (row["p50_ms"] / 1e3),
                     megapixels_per_s=batch * height * width / 1e6 / (row["p50_ms"] / 1e3),
                 )
+                key = (spec.device, spec.precision)
+                if spec.precision != "int8":  # no int8 ceiling is measured: leave its floor blank, not borrowed
+                    if key not in peaks:
+                        peaks[key] = (settings.peak_flops or {}).get(spec.precision) or measure_peak_flops(*key)
+                    floor_ms = flops / peaks[key] * 1e3
+                    row.update(peak_tflops=peaks[key] / 1e12, floor_ms=floor_ms, floor_ratio=row["p50_ms"] / floor_ms)
                 rows.append(row)
-                progress(f"      p50 {row['p50_ms']:.2f} ms, {row['floor_ratio']:.1f}x the compute floor")
+                floor_text = f", {row['floor_ratio']:.1f}x the compute floor" if "floor_ratio" in row else ""
+                progress(f"      p50 {row['p50_ms']:.2f} ms{floor_text}")
     return rows
 
 

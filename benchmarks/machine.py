@@ -23,6 +23,30 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: CPU features that decide what reduced precision costs on a CPU: AMX tiles (bf16, int8),
+#: AVX-512 bf16 dot products and VNNI int8 dot products, and the AVX2 baseline.
+ISA_FEATURES = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
+
+
+def cpu_features(cpuinfo: str | None = None) -> dict[str, bool]:
+    """``{feature: present}`` for :data:`ISA_FEATURES`, from the ``flags`` line of /proc/cpuinfo.
+
+    On a system without /proc/cpuinfo (macOS, Windows) every feature reads False.
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            cpuinfo = ""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):  # x86 "flags", ARM "Features"
+            flags = set(line.split(":", 1)[1].split())
+            break
+    return {feature: feature in flags for feature in ISA_FEATURES}
+
+
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
@@ -35,11 +59,14 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),
         "cpu_cores": os.cpu_count(),
+        "cpu_features": cpu_features(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
         "tensorrt": _version("tensorrt"),
+        "openvino": _version("openvino"),
+        "nncf": _version("nncf"),
         "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
     }
     if device == "cuda" and torch.cuda.is_available():

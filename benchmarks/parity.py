@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from dmphn_core.authors import MIN_PSNR_VS_PUBLISHED_DB
-from dmphn_core.errors import DMPHNError
+from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.imageio import list_images, read_image
 from dmphn_core.precision import Tolerance
-from export.verify import reference_runner, verification_inputs
+from export.verify import inputs_for, reference_runner
 from runtimes.compare import compare_outputs, first_line, run_and_compare
 
 from .prepare import ArtifactCache, RunnerSpec, make_runner
@@ -36,8 +36,9 @@ def run_parity(
     """
     model = cache.model
     model.geometry.check_size(height, width)
-    inputs = verification_inputs(batch, height, width, seed)
-    expected: dict[str, list] = {}  # the fp32 reference runs once per device, shared by every spec
+    # int8 is judged on blurred photos (what it is calibrated for), the others on noise and a photo
+    input_sets = {kind: inputs_for(kind, batch, height, width, seed) for kind in ("fp32", "int8")}
+    expected: dict[str, dict[str, list]] = {kind: {} for kind in input_sets}  # the reference runs once per device
     rows: list[dict[str, Any]] = []
     for spec in specs:
         base = {
@@ -50,15 +51,20 @@ def run_parity(
             rows.append({**base, "input": "-", "status": "skipped", "reason": reason})
             progress(f"skip  {spec.label}: {reason}")
             continue
+        kind = "int8" if spec.precision == "int8" else "fp32"
         progress(f"run   {spec.label}")
         try:
             runner, _ = make_runner(spec, cache, batch, height, width, threads=threads)
+        except RuntimeUnavailable as exc:  # found out only when preparing (e.g. no such CPU support)
+            rows.append({**base, "input": "-", "status": "skipped", "reason": str(exc)})
+            progress(f"skip  {spec.label}: {exc}")
+            continue
         except Exception as exc:  # noqa: BLE001 - one broken runtime must not hide the others
             rows.append({**base, "input": "-", "status": "error", "reason": first_line(exc)})
             progress(f"error {spec.label}: {rows[-1]['reason']}")
             continue
-        for result in run_and_compare([runner], inputs, reference_runner(model), record_errors=True,
-                                      progress=progress, expected=expected):
+        for result in run_and_compare([runner], input_sets[kind], reference_runner(model), record_errors=True,
+                                      progress=progress, expected=expected[kind]):
             case = result.to_dict()
             case.pop("shape")
             rows.append({**base, **case})

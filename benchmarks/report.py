@@ -91,8 +91,12 @@ def _table(header: list[str], lines: list[list[str]]) -> str:
 
 
 def machine_block(machine: dict[str, Any]) -> str:
-    keys = ["date", "cpu", "cpu_cores", "torch_threads", "gpu", "cuda", "torch", "onnxruntime", "tensorrt", "python"]
+    keys = ["date", "cpu", "cpu_cores", "torch_threads", "gpu", "cuda", "torch", "onnxruntime", "tensorrt", "openvino",
+            "nncf", "python"]
     parts = [f"{k}: {machine[k]}" for k in keys if machine.get(k) is not None]
+    features = machine.get("cpu_features")
+    if features:  # what decides reduced-precision speed on a CPU: say what this one has and lacks
+        parts.insert(3, "ISA: " + " ".join(f"{name}{'+' if present else '-'}" for name, present in features.items()))
     return "Machine — " + "; ".join(parts) + f"\n\nCommand: `{machine.get('command', '?')}`"
 
 

@@ -1,4 +1,4 @@
-"""dmphn-export: checkpoint -> TorchScript / ONNX / TensorRT / AOTInductor / Triton repository.
+"""dmphn-export: checkpoint -> TorchScript / ONNX / TensorRT / AOTInductor / OpenVINO / Triton repository.
 
 Every export is written to a temporary file beside its destination, run through its
 runtime and compared with PyTorch fp32 (:mod:`export.verify`); only an artifact that
@@ -16,7 +16,7 @@ from cli.common import new_app, user_errors
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.errors import DMPHNError
 from dmphn_core.model import DMPHN
-from dmphn_core.precision import check_precision
+from dmphn_core.precision import check_precision, tolerance_for
 from export.exporter import export_verified, exporter_for
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-export: "))
@@ -149,6 +149,47 @@ def aoti(
     export_verified("aoti", model, output, batch=batch, height=height, width=width, device=device,
                     precision=precision, verify_shapes=shapes, max_abs=max_abs, min_psnr=min_psnr, report=report,
                     dynamic_batch=dynamic_batch)
+
+
+@app.command()
+@user_errors
+def openvino(
+    checkpoint: CheckpointArg = None,
+    height: HeightOpt = 256,
+    width: WidthOpt = 256,
+    batch: BatchOpt = 1,
+    output: OutputOpt = None,
+    precision: Annotated[str, typer.Option(help="fp32, bf16, fp16 or int8 (NNCF post-training quantization)")] = "fp32",
+    calibration: Annotated[Path | None, typer.Option(help="int8: folder of calibration images (default: camera-shake views of bundled photos)")] = None,
+    calibration_samples: Annotated[int, typer.Option(help="int8: calibration images to use")] = 9,
+    accuracy_control: Annotated[bool, typer.Option("--accuracy-control/--no-accuracy-control", help="int8: revert the costliest layers to float until the PSNR target holds")] = True,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for verification")] = None,
+    max_abs: MaxAbsOpt = None,
+    min_psnr: MinPsnrOpt = None,
+    report: ReportOpt = None,
+) -> None:
+    """OpenVINO IR (.xml + .bin) from the static ONNX; int8 by NNCF; verified with the OpenVINO runner."""
+    from export.to_openvino import check_openvino_available
+    from runtimes.openvino import OpenVINORunner
+
+    check_precision(precision, exporter_for("openvino").precisions, "OpenVINO precision")
+    check_openvino_available(int8=precision == "int8")
+    reason = OpenVINORunner.unavailable_reason("cpu", precision)
+    if reason:
+        # bf16/fp16 are chosen when the IR is compiled: the fp32 IR runs at bf16 on a CPU that has it
+        raise DMPHNError(f"cannot verify a {precision} OpenVINO export here: {reason}. The {precision} IR is the "
+                         f"fp32 one: export with --precision fp32 and run it at {precision} on a CPU that has it")
+    if calibration is not None and precision != "int8":
+        raise DMPHNError("--calibration is for --precision int8 only")
+    model = _load(checkpoint, height, width, batch)
+    output = output or _default_output(model, batch, height, width, "openvino", f"_{precision}")
+    if output.suffix.lower() != ".xml":
+        raise DMPHNError(f"an OpenVINO IR is written as NAME.xml (+ NAME.bin); got {output}")
+    target_db = tolerance_for(precision, min_psnr_db=min_psnr).min_psnr_db or 40.0
+    export_verified("openvino", model, output, batch=batch, height=height, width=width, precision=precision,
+                    max_abs=max_abs, min_psnr=min_psnr, report=report, runner_options={"threads": threads},
+                    calibration_dir=calibration, calibration_samples=calibration_samples,
+                    accuracy_control=accuracy_control, min_psnr_db=target_db)
 
 
 @app.command()

@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import tempfile
 import warnings
 from collections import Counter
 from importlib import metadata as importlib_metadata
@@ -285,8 +286,17 @@ def read_onnx_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
 
 
 def _build(model: DMPHN, path: Path, *, batch: int, height: int, width: int, device: str, precision: str,
-           **options: Any) -> dict[str, Any]:
-    return export_onnx(model, path, batch=batch, height=height, width=width, **options)  # a float32 graph, traced on CPU
+           calibration_dir: str | os.PathLike | None = None, **options: Any) -> dict[str, Any]:
+    """A float32 graph traced on the CPU; for int8, its QDQ quantization (:mod:`export.onnx_int8`)."""
+    if precision != "int8":
+        return export_onnx(model, path, batch=batch, height=height, width=width, **options)
+    from .onnx_int8 import quantize_onnx_int8
+
+    with tempfile.TemporaryDirectory(prefix="dmphn-onnx-int8-") as scratch:
+        fp32 = Path(scratch) / "fp32.onnx"
+        info = export_onnx(model, fp32, batch=batch, height=height, width=width, **options)
+        return {**info, "int8": quantize_onnx_int8(fp32, path, calibration_dir=calibration_dir)}
 
 
-EXPORTER = Exporter(format="onnx", runtime="ort", suffix=".onnx", precisions=("fp32",), devices=("cpu",), build=_build)
+EXPORTER = Exporter(format="onnx", runtime="ort", suffix=".onnx", precisions=("fp32", "int8"), devices=("cpu",),
+                    build=_build)

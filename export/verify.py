@@ -30,6 +30,37 @@ def verification_inputs(batch: int, height: int, width: int, seed: int = 0) -> l
     return [(f"random(seed={seed})", random), ("photo", np.ascontiguousarray(photos, dtype=np.float32))]
 
 
+def blurred_photos(batch: int, height: int, width: int, seed: int = 0, offset: int = 0) -> np.ndarray:
+    """(B, 3, H, W) float32: held-out bundled photos blurred along random camera-shake paths."""
+    from dmphn_core.data.camera_shake import ShakeSettings, camera_path, shake
+    from dmphn_core.samples import HELD_OUT_PHOTOS
+
+    settings = ShakeSettings()
+    blurred = []
+    for i in range(batch):
+        rng = np.random.default_rng([seed, offset, i])
+        sharp = sample_photo(height, width, HELD_OUT_PHOTOS[(offset + i) % len(HELD_OUT_PHOTOS)])
+        blurred.append(shake(sharp, camera_path(rng, settings), settings, rng)["blur"].transpose(2, 0, 1))
+    return np.ascontiguousarray(np.stack(blurred), dtype=np.float32)
+
+
+def natural_inputs(batch: int, height: int, width: int, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """``[(label, (B, 3, H, W) float32)]``: two batches of camera-shake blurred held-out photos.
+
+    What quantized (int8) artifacts are judged on: their activation ranges are calibrated on
+    blurred natural images (never these photos), and neither uniform noise nor a sharp photo
+    is the input a deblurring model is deployed for.
+    """
+    return [(f"blurred photo {k + 1}", blurred_photos(batch, height, width, seed, offset=k)) for k in range(2)]
+
+
+def inputs_for(precision: str, batch: int, height: int, width: int, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """The inputs an artifact of ``precision`` is judged on: int8 on natural images only."""
+    if precision == "int8":
+        return natural_inputs(batch, height, width, seed)
+    return verification_inputs(batch, height, width, seed)
+
+
 def reference_output(model: nn.Module, x: np.ndarray, device: str = "cpu") -> np.ndarray:
     """Eager fp32 output of ``model`` (not modified: evaluated on a copy when moved)."""
     params = next(model.parameters())
@@ -79,7 +110,7 @@ def verify_runner(
 ) -> VerificationReport:
     """Run ``runner`` at each ``(batch, height, width)``; it is activated and deactivated here."""
     report = VerificationReport(runner=runner.describe(), tolerance=tolerance.describe())
-    inputs = [case for batch, height, width in shapes for case in verification_inputs(batch, height, width, seed)]
+    inputs = [case for batch, height, width in shapes for case in inputs_for(runner.precision, batch, height, width, seed)]
     with runner:
         for result in run_and_compare([runner], inputs, reference_runner(model), tolerance=tolerance):
             report.add(result.input, result.shape, result.comparison)

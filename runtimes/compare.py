@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dmphn_core.errors import DMPHNError
+from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.precision import Tolerance, tolerance_for
 
 from .base import Runner
@@ -90,11 +90,13 @@ class CaseResult:
     error: str | None = None
     #: the runner's output, kept only when asked (``keep_outputs``)
     output: np.ndarray | None = None
+    #: the error says the runtime cannot run here (RuntimeUnavailable), not that it broke
+    unavailable: bool = False
 
     @property
     def status(self) -> str:
         if self.comparison is None:
-            return "error"
+            return "skipped" if self.unavailable else "error"
         return "pass" if self.comparison.passed else "fail"
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,7 +150,8 @@ def run_and_compare(
         except Exception as exc:  # noqa: BLE001 - reported per runner when record_errors
             if not record_errors:
                 raise
-            results.append(CaseResult(runner.describe(), "-", (), error=first_line(exc)))
+            results.append(CaseResult(runner.describe(), "-", (), error=first_line(exc),
+                                      unavailable=isinstance(exc, RuntimeUnavailable)))
             if progress:
                 progress(f"error {runner.name}: {results[-1].error}")
             continue

@@ -53,7 +53,8 @@ class OnnxRuntimeRunner(Runner):
 
     runtime = "ort"
     artifact_format = "onnx"
-    precisions = ("fp32", "tf32", "fp16")
+    #: int8: a QDQ-quantized .onnx (export/onnx_int8.py) on the CPU execution provider
+    precisions = ("fp32", "tf32", "fp16", "int8")
     precision_note = "the exported graph is float32"
     rank = 3
     auto_rank = {"cpu": 2, "cuda": 2}  # 720p CPU: 1.60x the per-patch eager (benchmarks/results)
@@ -89,8 +90,10 @@ class OnnxRuntimeRunner(Runner):
         if not available:
             return "onnxruntime is not installed (pip install onnxruntime, or onnxruntime-gpu on CUDA hosts)"
         provider = provider or default_provider(device, precision)
-        if device == "cpu" and precision != "fp32":
-            return f"ONNX Runtime on the CPU runs the float32 graph only, not {precision}"
+        if device == "cpu" and precision not in ("fp32", "int8"):
+            return f"ONNX Runtime on the CPU runs the float32 graph only (or an int8 QDQ one), not {precision}"
+        if device != "cpu" and precision == "int8":
+            return "int8 ONNX (QDQ) runs on the CPU execution provider here"
         if provider == "cuda" and precision == "fp16":
             return "fp16 through ONNX Runtime goes through the TensorRT execution provider (provider='tensorrt')"
         if provider == "tensorrt" and precision == "tf32":
@@ -131,6 +134,12 @@ class OnnxRuntimeRunner(Runner):
         self._check_io(session)
         self.session = session
         self.metadata = read_metadata(self.path, "onnx")
+        quantized = (self.metadata or {}).get("precision") == "int8"
+        if quantized != (self.precision == "int8"):
+            raise DMPHNError(
+                f"{self.path} is {'an int8 (QDQ)' if quantized else 'a float'} ONNX; run it at precision "
+                f"{'int8' if quantized else 'fp32'}, not {self.precision}"
+            )
         shape = session.get_inputs()[0].shape
         self.input_shape = tuple(dim if isinstance(dim, int) else None for dim in shape)
         self.model_config = config_of(self.metadata)

@@ -25,12 +25,15 @@ def runtime_for_path(path: str | os.PathLike) -> str:
 
 
 def _artifact_precision(path: Path, fmt: str) -> str:
-    """The precision an artifact was built in (fp32 when it does not say)."""
+    """The precision an artifact was built in, as its metadata records it (fp32 when it does not say;
+    an engine without its sidecar: fp16, the default build). An int8 IR or QDQ ONNX runs at int8
+    only, an engine or a .pt2 at the precision it was built in."""
     try:
         metadata = read_metadata(path, fmt)
     except DMPHNError:
         metadata = None  # the runner reports an unreadable file when it loads it
-    return (metadata or {}).get("precision", "fp32")
+    default = "fp16" if fmt == "tensorrt" else "fp32"
+    return (metadata or {}).get("precision", default)
 
 
 def resolve_runner(
@@ -44,8 +47,8 @@ def resolve_runner(
     """A ready-to-activate runner for a model file (None: the shipped demo checkpoint).
 
     ``runtime`` overrides the guess from the file; ``device`` None/"auto" picks CUDA when there
-    is one and the runtime can use it; ``precision`` None means fp32, or for a TensorRT engine
-    the precision it was built in.
+    is one and the runtime can use it; ``precision`` None means fp32 for a checkpoint, and for an
+    artifact the precision its metadata records (an engine, a .pt2, an int8 IR or QDQ ONNX).
     """
     if model is None:
         if not DEMO_CHECKPOINT.is_file():
@@ -71,7 +74,7 @@ def resolve_runner(
             + (f"export it first (dmphn-export {cls.artifact_format} {path})" if fmt == "checkpoint"
                else "leave out --runtime to run it with its own runtime")
         )
-    precision = precision or (_artifact_precision(path, fmt) if cls.artifact_format == "tensorrt" else "fp32")
+    precision = precision or ("fp32" if fmt == "checkpoint" else _artifact_precision(path, fmt))
     wanted = device
     device = cls.resolve_device(device)
     if wanted in (None, "auto") and device == "cuda" and cls.default_device == "auto" and cls.unavailable_reason(device, precision):

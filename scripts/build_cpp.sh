@@ -3,7 +3,8 @@
 # Idempotent and incremental: a second run only rebuilds what changed.
 # The last line printed is the absolute path of dmphn_infer.
 #
-#   PYTHON=.venv/bin/python    Python whose torch (LibTorch) and onnxruntime wheels are used
+#   PYTHON=.venv/bin/python    Python whose torch (LibTorch), onnxruntime and openvino wheels are used
+#                              (the openvino wheel's OpenVINOConfig.cmake builds the openvino backend)
 #   BUILD_DIR=cpp/build        build folder;  JOBS=2  parallel compile jobs
 #   DMPHN_FETCH_ORT_HEADERS=1  also fetch the ONNX Runtime C++ headers when missing (see
 #                              scripts/install_cpp_deps.sh) so the onnxruntime backend compiles;

@@ -8,7 +8,7 @@
 
 namespace dmphn {
 
-std::vector<std::string> known_backends() { return {"torchscript", "aoti", "onnxruntime", "tensorrt"}; }
+std::vector<std::string> known_backends() { return {"torchscript", "aoti", "onnxruntime", "tensorrt", "openvino"}; }
 
 std::vector<std::string> compiled_backends() {
   std::vector<std::string> names;
@@ -24,6 +24,9 @@ std::vector<std::string> compiled_backends() {
 #ifdef DMPHN_WITH_TENSORRT
   names.emplace_back("tensorrt");
 #endif
+#ifdef DMPHN_WITH_OPENVINO
+  names.emplace_back("openvino");
+#endif
   return names;
 }
 
@@ -34,8 +37,10 @@ std::string backend_for_path(const std::string& path) {
   if (suffix == ".pt2") return "aoti";
   if (suffix == ".onnx") return "onnxruntime";
   if (suffix == ".engine" || suffix == ".plan") return "tensorrt";
+  if (suffix == ".xml") return "openvino";
   throw Error("cannot tell the backend from the suffix of " + path +
-              " (.pt/.ts torchscript, .pt2 aoti, .onnx onnxruntime, .engine/.plan tensorrt); pass --backend");
+              " (.pt/.ts torchscript, .pt2 aoti, .onnx onnxruntime, .engine/.plan tensorrt, .xml openvino); "
+              "pass --backend");
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& name) {
@@ -51,6 +56,9 @@ std::unique_ptr<Backend> make_backend(const std::string& name) {
 #ifdef DMPHN_WITH_TENSORRT
   if (name == "tensorrt") return make_tensorrt_backend();
 #endif
+#ifdef DMPHN_WITH_OPENVINO
+  if (name == "openvino") return make_openvino_backend();
+#endif
   std::string compiled;
   for (const auto& backend : compiled_backends()) compiled += (compiled.empty() ? "" : ", ") + backend;
   if (compiled.empty()) compiled = "none";
@@ -59,7 +67,7 @@ std::unique_ptr<Backend> make_backend(const std::string& name) {
     throw Error("backend " + name + " was not compiled into this build (its SDK was not found at configure time; "
                 "see the cmake output); compiled backends: " + compiled);
   }
-  throw Error("unknown backend " + name + "; use one of torchscript, aoti, onnxruntime, tensorrt (compiled: " +
+  throw Error("unknown backend " + name + "; use one of torchscript, aoti, onnxruntime, tensorrt, openvino (compiled: " +
               compiled + ")");
 }
 

@@ -203,6 +203,24 @@ def test_onnxruntime_parity_on_photo(dmphn_infer, compiled_backends, tmp_path):
     assert_close(raw, python_deblur(model, image), "onnxruntime C++ vs PyTorch")
 
 
+def test_openvino_parity_on_photo(dmphn_infer, compiled_backends, tmp_path):
+    if "openvino" not in compiled_backends:
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            pytest.skip("the openvino backend was not compiled: openvino is not installed (pip install openvino)")
+        pytest.fail("openvino is installed but the openvino backend was not compiled; see the cmake output")
+    from export.to_openvino import export_openvino
+
+    model = random_model(levels=4, seed=5)
+    height, width = model.geometry.padded_size(*SMALL_HW)
+    path = tmp_path / "m4.xml"
+    export_openvino(model, path, batch=1, height=height, width=width)
+    image = write_photo(tmp_path / "photo.png", *SMALL_HW)
+    raw = deblur_cpp(dmphn_infer, path, image, tmp_path)
+    assert_close(raw, python_deblur(model, image), "openvino C++ vs PyTorch")
+
+
 @requires_cuda
 def test_torchscript_cuda_parity(dmphn_infer, tmp_path):
     from export.to_torchscript import export_torchscript

@@ -8,8 +8,8 @@ import pytest
 from dmphn_core.checkpoint import save_checkpoint
 from export import cache as cache_module
 from export.cache import ArtifactStore, CachedArtifactRunner, model_digest, pick_fast_runtime, runner_for_model
+from runtimes import runner_classes
 from runtimes.base import Runner
-from runtimes.onnxruntime import OnnxRuntimeRunner
 from runtimes.torch_eager import TorchReferenceRunner, TorchRunner
 from tests.conftest import random_model
 
@@ -71,9 +71,12 @@ def test_auto_picks_an_installed_exported_runtime_and_says_why(tmp_path, make_ch
 
 
 def test_auto_falls_back_to_per_patch_pytorch_with_the_reason(tmp_path, make_checkpoint, monkeypatch):
-    monkeypatch.setattr(OnnxRuntimeRunner, "unavailable_reason", classmethod(lambda cls, d, p: "onnxruntime is not installed"))
+    candidates = [cls for cls in runner_classes().values() if "cpu" in cls.auto_rank]
+    assert candidates  # ONNX Runtime at least
+    for cls in candidates:
+        monkeypatch.setattr(cls, "unavailable_reason", classmethod(lambda cls, d, p: f"{cls.runtime} is not installed"))
     runtime, why = pick_fast_runtime("cpu", "fp32")
-    assert runtime == "torch-ref" and "ort: onnxruntime is not installed" in why
+    assert runtime == "torch-ref" and "ort: ort is not installed" in why
     lines: list[str] = []
     runner = runner_for_model(make_checkpoint(1), "auto", "cpu", cache=tmp_path, log=lines.append)
     assert isinstance(runner, TorchReferenceRunner)

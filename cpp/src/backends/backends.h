@@ -19,5 +19,8 @@ std::unique_ptr<Backend> make_onnxruntime_backend();
 #ifdef DMPHN_WITH_TENSORRT
 std::unique_ptr<Backend> make_tensorrt_backend();
 #endif
+#ifdef DMPHN_WITH_OPENVINO
+std::unique_ptr<Backend> make_openvino_backend();
+#endif
 
 }  // namespace dmphn

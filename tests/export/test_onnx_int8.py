@@ -1,0 +1,51 @@
+"""ONNX Runtime int8: QDQ static quantization of the static ONNX, run by the `ort` runner at int8."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+
+from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
+from dmphn_core.errors import DMPHNError
+from export.onnx_int8 import is_quantized, quantize_onnx_int8
+from export.to_onnx import export_onnx, read_onnx_metadata
+from export.verify import inputs_for, reference_output
+from runtimes.compare import psnr_db
+from runtimes.onnxruntime import OnnxRuntimeRunner
+
+H, W = 32, 64
+
+
+def test_qdq_int8_quantizes_runs_and_keeps_metadata(tmp_path):
+    model = load_checkpoint(DEMO_CHECKPOINT).build_model()  # trained weights: realistic ranges
+    fp32, int8 = tmp_path / "m.onnx", tmp_path / "m_int8.onnx"
+    export_onnx(model, fp32, batch=1, height=H, width=W)
+    info = quantize_onnx_int8(fp32, int8, calibration_samples=2)
+    assert info["format"] == "QDQ" and info["calibration_batches"] == 2
+    quantized = onnx.load(str(int8))
+    assert is_quantized(quantized) and not is_quantized(onnx.load(str(fp32)))
+    metadata = read_onnx_metadata(quantized)
+    assert metadata["precision"] == "int8" and metadata["export_shape"] == [1, 3, H, W]
+    x = inputs_for("int8", 1, H, W)[0][1]
+    with OnnxRuntimeRunner(int8, precision="int8", threads=1) as runner:
+        y = runner.infer(x)
+    psnr = psnr_db(y, reference_output(model, x))
+    assert 20.0 < psnr < 80.0, psnr  # quantized: close, not exact (a broken graph gives < 15 dB)
+    with pytest.raises(DMPHNError, match="int8"):
+        OnnxRuntimeRunner(int8, precision="fp32").activate()
+    with pytest.raises(DMPHNError, match="float"):
+        OnnxRuntimeRunner(fp32, precision="int8").activate()
+
+
+def test_int8_needs_a_static_dmphn_onnx(tmp_path):
+    model = load_checkpoint(DEMO_CHECKPOINT).build_model()
+    dynamic = tmp_path / "d.onnx"
+    export_onnx(model, dynamic, batch=1, height=H, width=W, dynamic_batch=True)
+    with pytest.raises(DMPHNError, match="static-shape"):
+        quantize_onnx_int8(dynamic, tmp_path / "q.onnx")
+    bare = tmp_path / "bare.onnx"
+    plain = onnx.load(str(dynamic))
+    del plain.metadata_props[:]
+    onnx.save(plain, str(bare))
+    with pytest.raises(DMPHNError, match="no DMPHN metadata"):
+        quantize_onnx_int8(bare, tmp_path / "q.onnx")
