@@ -40,14 +40,19 @@ class Precision:
 
 
 #: fp32 must agree to float rounding; reduced precisions are judged by PSNR (dB, range 1)
-#: between outputs. bf16 keeps 8 mantissa bits against fp16's 11, hence its lower bar.
+#: between outputs. bf16 keeps 8 mantissa bits against fp16's 11, hence its lower bar: 42 dB
+#: still fails a model that lost its level-4 residual (41.4 dB on the authors' weights, 32x64
+#: astronaut crop, measured 2026-11-25), while bf16 itself scores 49.8 dB there and 45.4 dB on the
+#: shipped demo model. int8 is judged on blurred photos (export.verify.inputs_for).
 PRECISION_TABLE: dict[str, Precision] = {
     p.name: p
     for p in (
         Precision("fp32", "float32", torch.float32, Tolerance(max_abs=1e-4)),
         Precision("tf32", "float32 storage, TF32 matrix units (NVIDIA GPUs)", torch.float32, Tolerance(min_psnr_db=45.0)),
         Precision("fp16", "float16 compute, float32 I/O", torch.float16, Tolerance(min_psnr_db=45.0)),
-        Precision("bf16", "bfloat16 compute, float32 I/O", torch.bfloat16, Tolerance(min_psnr_db=35.0)),
+        Precision("bf16", "bfloat16 compute, float32 I/O", torch.bfloat16, Tolerance(min_psnr_db=42.0)),
+        # post-training quantization (OpenVINO/NNCF, ONNX Runtime QDQ) of a float artifact
+        Precision("int8", "int8 quantized weights and activations, float32 I/O", None, Tolerance(min_psnr_db=40.0)),
     )
 }
 PRECISIONS: tuple[str, ...] = tuple(PRECISION_TABLE)

@@ -14,7 +14,7 @@ from dmphn_core.artifact import read_metadata  # noqa: E402
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable  # noqa: E402
 from export.to_openvino import export_openvino  # noqa: E402
 from export.verify import reference_output, verification_inputs  # noqa: E402
-from runtimes import RUNTIMES, runner_class  # noqa: E402
+from runtimes import runner_class, runtime_names  # noqa: E402
 from runtimes.openvino import OpenVINORunner, cpu_capabilities  # noqa: E402
 from tests.conftest import random_model  # noqa: E402
 
@@ -30,7 +30,7 @@ def ir(tmp_path_factory):
 
 
 def test_registry_and_class_attributes():
-    assert "ov" in RUNTIMES and runner_class("ov") is OpenVINORunner
+    assert "ov" in runtime_names() and runner_class("ov") is OpenVINORunner
     assert OpenVINORunner.runtime == "ov" and OpenVINORunner.artifact_format == "openvino"
     assert OpenVINORunner.devices == ("cpu",)
     assert OpenVINORunner.precisions == ("fp32", "bf16", "fp16", "int8")
