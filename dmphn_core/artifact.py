@@ -158,7 +158,16 @@ def _onnx_metadata(path: Path) -> str | None:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and friends
         raise DMPHNError(f"cannot read ONNX model {path}: {exc}") from None
+    return _onnx_raw_metadata(model)
+
+
+def _onnx_raw_metadata(model: Any) -> str | None:
     return next((prop.value for prop in model.metadata_props if prop.key == METADATA_KEY), None)
+
+
+def onnx_model_metadata(model: Any) -> dict[str, Any] | None:
+    """The metadata of a loaded ``onnx.ModelProto`` (None when it has none)."""
+    return parse_metadata(_onnx_raw_metadata(model), "ONNX model")
 
 
 def _aoti_metadata(path: Path) -> str | None:
@@ -217,6 +226,6 @@ def config_of(metadata: dict[str, Any] | None) -> DMPHNConfig | None:
 
 __all__ = [
     "FORMATS", "FORMAT_SUFFIXES", "INPUT_NAME", "METADATA_KEY", "OPENVINO_RT_INFO_KEY", "OUTPUT_NAME",
-    "artifact_metadata", "config_of", "detect_format", "is_torchscript_archive", "metadata_json",
+    "artifact_metadata", "config_of", "detect_format", "is_torchscript_archive", "metadata_json", "onnx_model_metadata",
     "parse_metadata", "read_metadata", "sidecar_path",
 ]

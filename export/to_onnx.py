@@ -28,7 +28,14 @@ import numpy as np
 import onnx
 import torch
 
-from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, artifact_metadata, metadata_json
+from dmphn_core.artifact import (
+    INPUT_NAME,
+    METADATA_KEY,
+    OUTPUT_NAME,
+    artifact_metadata,
+    metadata_json,
+    onnx_model_metadata,
+)
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_bytes_atomic
 from dmphn_core.model import DMPHN
@@ -279,10 +286,7 @@ def _log_lines(info: dict[str, Any]) -> list[str]:
 
 def read_onnx_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
     """The artifact metadata stored by :func:`export_onnx`, or None if the model has none."""
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            return json.loads(prop.value)
-    return None
+    return onnx_model_metadata(model)
 
 
 def _build(model: DMPHN, path: Path, *, batch: int, height: int, width: int, device: str, precision: str,
