@@ -40,7 +40,7 @@ def test_bf16_package_keeps_float32_io(tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"precision": "int8"}, "precision must be one of"), ({"device": "tpu"}, "unknown device"), ({"height": 30}, "multiple of")],
+    [({"precision": "int8"}, "unsupported AOTInductor precision 'int8'; use one of"), ({"device": "tpu"}, "unknown device"), ({"height": 30}, "multiple of")],
 )
 def test_bad_requests_fail_before_compiling(tmp_path, kwargs, message):
     args = {"batch": 1, "height": 16, "width": 16, **kwargs}
