@@ -29,7 +29,7 @@ import numpy as np
 
 from .checkpoint import Checkpoint, import_authors_checkpoint, save_checkpoint
 from .errors import DMPHNError
-from .fileio import user_cache_dir
+from .fileio import file_sha256, user_cache_dir
 
 REPOSITORY = "HongguangZhang/DMPHN-cvpr19-master"
 #: The commit whose files the manifest hashes (2023-01-28); see the reference README.
@@ -121,7 +121,7 @@ def identify_variant(folder: str | os.PathLike) -> str | None:
     manifest = read_manifest()
     for variant in VARIANTS:
         files = weight_files(variant, manifest)
-        if all((folder / Path(p).name).is_file() and sha256_file(folder / Path(p).name) == d for p, d in files.items()):
+        if all((folder / Path(p).name).is_file() and file_sha256(folder / Path(p).name) == d for p, d in files.items()):
             return variant
     return None
 
@@ -207,14 +207,6 @@ def reference_dir(repo_root: str | os.PathLike | None = None) -> Path | None:
 
 
 # -- downloading ------------------------------------------------------------------------
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _base_url(base_url: str) -> str:
@@ -335,7 +327,7 @@ def fetch_files(
     todo = []
     for relative, digest in sorted(files.items()):
         path = root / relative
-        if path.is_file() and sha256_file(path) == digest:
+        if path.is_file() and file_sha256(path) == digest:
             continue
         todo.append((relative, digest))
     with _progress_bar(progress, len(todo)) as start:

@@ -26,7 +26,7 @@ import torch
 from dmphn_core import __version__
 from dmphn_core.checkpoint import load_checkpoint
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import CACHE_ENV, user_cache_dir, write_text_atomic
+from dmphn_core.fileio import CACHE_ENV, file_sha256, user_cache_dir, write_text_atomic
 from dmphn_core.model import DMPHN
 from runtimes import runner_class, runner_classes
 from runtimes.base import Runner
@@ -39,14 +39,6 @@ RECORD_SUFFIX = ".verified.json"
 def artifact_cache_dir(cache: str | os.PathLike | None = None) -> Path:
     """``artifacts/`` inside the cache folder ``cache`` (default: :func:`dmphn_core.fileio.user_cache_dir`)."""
     return Path(cache if cache is not None else user_cache_dir()) / "artifacts"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_digest(model: DMPHN) -> str:

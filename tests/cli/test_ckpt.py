@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 from cli.ckpt import app
 from dmphn_core import authors
 from dmphn_core.checkpoint import load_checkpoint, save_checkpoint
+from dmphn_core.fileio import file_sha256
 from tests.conftest import random_model
 from tests.dmphn_core.test_authors import REFERENCE, closed_port_url, requires_reference, serve_folder
 from tests.dmphn_core.test_checkpoint import _write_authors_folder
@@ -123,7 +124,7 @@ def test_fetch_authors_refuses_a_tampered_file(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: checksum mismatch") and "decoder_lv2.pkl" in lines[0]
     assert not out.exists()
     left = sorted(p for p in cache.rglob("*") if p.is_file())
-    assert left and all(authors.sha256_file(p) == authors.read_manifest()[p.relative_to(authors.mirror_dir(cache)).as_posix()] for p in left)
+    assert left and all(file_sha256(p) == authors.read_manifest()[p.relative_to(authors.mirror_dir(cache)).as_posix()] for p in left)
 
 
 def test_fetch_authors_without_network_is_one_line(tmp_path):

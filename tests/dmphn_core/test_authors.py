@@ -23,7 +23,7 @@ import torch
 from dmphn_core import authors
 from dmphn_core.checkpoint import import_authors_checkpoint
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import CACHE_ENV
+from dmphn_core.fileio import CACHE_ENV, file_sha256
 from dmphn_core.imageio import image_to_tensor, read_image, tensor_to_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -143,7 +143,7 @@ def test_tampered_file_is_refused_and_nothing_partial_is_left(tmp_path):
     left = files_under(cache)
     assert not (cache / tampered).exists() and not any(p.name.endswith(".part") for p in left)
     # what is left is complete and verified (the file fetched before the tampered one)
-    assert all(authors.sha256_file(p) == manifest[p.relative_to(cache).as_posix()] for p in left)
+    assert all(file_sha256(p) == manifest[p.relative_to(cache).as_posix()] for p in left)
 
 
 def test_corrupt_cached_file_is_downloaded_again(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dmphn_core.checkpoint import save_checkpoint
+from dmphn_core.fileio import file_sha256
 from export import cache as cache_module
 from export.cache import ArtifactStore, CachedArtifactRunner, model_digest, pick_fast_runtime, runner_for_model
 from runtimes import runner_classes
@@ -48,7 +49,7 @@ def test_a_damaged_entry_is_rebuilt_never_trusted(tmp_path, damage):
     assert built and rebuilt == path
     assert any("rebuilding" in line for line in lines)
     record = json.loads(store._record(path).read_text())
-    assert record["sha256"] == cache_module.file_sha256(path) and record["verification"]["passed"]
+    assert record["sha256"] == file_sha256(path) and record["verification"]["passed"]
 
 
 def test_cached_runner_matches_pytorch_and_builds_once_per_shape(tmp_path, make_checkpoint):
