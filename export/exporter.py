@@ -136,7 +136,8 @@ def export_verified(
             for path in staged:
                 path.unlink(missing_ok=True)
             raise
-    emit(f"wrote {output}" + "".join(f" and {path}" for path in exporter.companions(output)))
+    for written in (output, *exporter.companions(output)):
+        emit(f"wrote {written}")
     return info, verification
 
 

@@ -38,8 +38,8 @@ def test_parity_of_ov_int8_reports_psnr(tmp_path):
     workdir = tmp_path / "w"
     workdir.mkdir()
     model = load_checkpoint(DEMO_CHECKPOINT).build_model()
-    # the name benchmarks.prepare.ArtifactCache.openvino looks for
-    export_openvino(model, workdir / "model_b1_32x64_ov_int8.xml", batch=1, height=32, width=64, precision="int8",
+    # the name benchmarks.prepare.ArtifactCache.artifact looks for
+    export_openvino(model, workdir / "openvino_b1_32x64_cpu_int8.xml", batch=1, height=32, width=64, precision="int8",
                     calibration_samples=2, accuracy_control=False)
     json_path = tmp_path / "parity.json"
     result = cli.invoke(parity_app, [
