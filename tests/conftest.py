@@ -118,7 +118,19 @@ def exports_another_model(monkeypatch) -> Callable[[object, str], None]:
     return patch
 
 
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
+#: A test that needs a CUDA device. On a GPU host `pytest -m gpu` selects exactly these; elsewhere they
+#: are skipped with the reason (pytest_collection_modifyitems below).
+requires_cuda = pytest.mark.gpu
+CUDA_MISSING = None if torch.cuda.is_available() else "needs a CUDA GPU; none on this host"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if CUDA_MISSING is None:
+        return
+    skip = pytest.mark.skip(reason=CUDA_MISSING)
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 def _tensorrt_missing() -> str | None:

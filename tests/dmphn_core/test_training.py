@@ -1,3 +1,4 @@
+import copy
 import math
 import os
 import shutil
@@ -65,6 +66,24 @@ def test_loss_decreases_on_held_fixed_batch(tiny_data, tmp_path):
     # learnt only that would pass the bar above. It must also have picked up some structure.
     constant = _constant_colour_loss(tiny_data)
     assert after < 0.9 * constant, (after, constant)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(("amp", "dtype"), [("off", None), ("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_cuda_training_learns_in_every_amp_mode(tiny_data, tmp_path, amp, dtype):
+    """The CUDA path (autocast, GradScaler for fp16, channels_last weights, pinned batches) learns
+    the held batch as the CPU test above does, and its checkpoint loads back on the CPU."""
+    trainer = Trainer(_config(tiny_data, tmp_path, steps=25, schedule="constant", clip_grad=1.0, device="cuda",
+                              amp=amp, channels_last=True), log=lambda m: None)
+    assert trainer.device.type == "cuda" and trainer.autocast_dtype == dtype
+    assert trainer.scaler.is_enabled() == (amp == "fp16")
+    conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    before = _fixed_batch_loss(copy.deepcopy(trainer.model).float().cpu(), tiny_data)
+    result = trainer.run()
+    after = _fixed_batch_loss(load_checkpoint(result.last_checkpoint).build_model(), tiny_data)
+    assert result.step == 25
+    assert math.isfinite(after) and after < 0.7 * before, (amp, before, after)
 
 
 def test_resume_continues_exactly(tiny_data, tmp_path):

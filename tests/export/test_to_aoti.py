@@ -6,6 +6,7 @@ import torch
 from dmphn_core.artifact import METADATA_KEY
 from dmphn_core.errors import DMPHNError
 from export.to_aoti import export_aoti
+from runtimes.aoti import AOTIRunner
 from runtimes.compare import compare_outputs, tolerance_for
 from tests.conftest import photo_batch, random_model, trained_model
 
@@ -49,14 +50,15 @@ def test_bad_requests_fail_before_compiling(tmp_path, kwargs, message):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
+@pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 def test_cuda_packages_track_fp32(tmp_path, precision):
     model = trained_model(4)  # random weights would let a lost level pass the reduced-precision bars
     path = tmp_path / f"{precision}.pt2"
     export_aoti(model, path, batch=1, height=64, width=128, device="cuda", precision=precision)
     x = photo_batch(1, 64, 128)
-    out = torch._inductor.aoti_load_package(str(path))(x.cuda())
+    with AOTIRunner(path, device="cuda", precision=precision) as runner:  # TF32 off, as the product runs it
+        out = runner.infer(x.cuda())
     with torch.no_grad():
         expected = model(x)
     comparison = compare_outputs(out, expected, tolerance_for(precision))

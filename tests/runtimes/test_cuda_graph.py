@@ -3,7 +3,7 @@ import torch
 
 from runtimes.cuda_graph import CudaGraphCache
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
+pytestmark = pytest.mark.gpu
 
 
 def test_replay_matches_direct_calls_and_copies_out():

@@ -30,7 +30,7 @@ def test_bad_settings_are_clear_errors():
     assert "fp16" in TorchCompileRunner.unavailable_reason("cpu", "fp16")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
+@pytest.mark.gpu
 @pytest.mark.parametrize(("mode", "cuda_graph"), [("default", True), ("reduce-overhead", False), ("max-autotune", False)])
 def test_cuda_modes_match_eager(mode, cuda_graph):
     model = random_model(4)

@@ -44,7 +44,7 @@ def test_loader_builds_per_patch_model(make_checkpoint):
     assert isinstance(ModelFromCheckpoint(make_checkpoint(2), per_patch=True)(), PerPatchDMPHN)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this host")
+@pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16", "bf16"])
 def test_cuda_precisions_track_the_cpu_reference(precision):
     model = trained_model(4)  # random weights would let a lost level pass the reduced-precision bars
