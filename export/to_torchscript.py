@@ -23,7 +23,7 @@ from dmphn_core.artifact import METADATA_KEY, artifact_metadata, metadata_json
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import atomic_path
 from dmphn_core.model import DMPHN
-from runtimes.torch_utils import torchscript_on_purpose
+from runtimes.torch_utils import tf32_mode, torchscript_on_purpose
 
 from .exporter import Exporter
 
@@ -45,7 +45,10 @@ def export_torchscript(
     source = copy.deepcopy(model).to(device, torch.float32).eval()
     example = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
     begin = time.perf_counter()
-    with torch.no_grad(), torchscript_on_purpose(), warnings.catch_warnings():
+    # TF32 off while tracing: the trace stores cuDNN's allow_tf32 switch as a constant in every
+    # convolution (PyTorch's default is on), so a module traced with it on runs TF32 on CUDA
+    # whatever the caller sets later (seen on an H200: 720p fp32 verification failed, 2026-11-26).
+    with torch.no_grad(), torchscript_on_purpose(), tf32_mode(False), warnings.catch_warnings():
         # the tracer warns that shape-derived ints become constants: intended for static shapes
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(source, example, check_trace=True)

@@ -13,6 +13,7 @@ from dmphn_core.artifact import config_of, read_metadata
 from dmphn_core.errors import DMPHNError
 
 from .base import Runner, require_cuda
+from .torch_utils import tf32_mode
 
 
 class AOTIRunner(Runner):
@@ -73,7 +74,9 @@ class AOTIRunner(Runner):
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         assert self.package is not None
-        with torch.inference_mode():
+        # The package's convolutions call ATen, which reads cuDNN's TF32 switch at run time
+        # (PyTorch's default is on): off, so an fp32 package computes in fp32.
+        with torch.inference_mode(), tf32_mode(False):
             return self.package(x)
 
     def _deactivate(self) -> None:

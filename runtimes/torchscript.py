@@ -12,16 +12,18 @@ from dmphn_core.artifact import config_of, read_metadata
 from dmphn_core.errors import DMPHNError
 
 from .base import Runner, require_cuda
-from .torch_utils import tf32_mode, torchscript_on_purpose
+from .torch_utils import torchscript_on_purpose
 
 
 class TorchScriptRunner(Runner):
-    """Loads the traced float32 module on ``device``; ``tf32`` allows TF32 math on CUDA."""
+    """Loads the traced float32 module on ``device``."""
 
     runtime = "torchscript"
     artifact_format = "torchscript"
-    precisions = ("fp32", "tf32")
-    precision_note = "the traced TorchScript module is float32; use aoti or compile"
+    precisions = ("fp32",)
+    # The trace fixes cuDNN's TF32 switch in each convolution (export_torchscript traces it off),
+    # so a runtime tf32 setting would change nothing.
+    precision_note = "the traced TorchScript module is float32 with TF32 off; use aoti or compile"
     rank = 2
 
     def __init__(
@@ -52,7 +54,7 @@ class TorchScriptRunner(Runner):
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         assert self.module is not None
-        with torch.inference_mode(), tf32_mode(self.precision == "tf32"):
+        with torch.inference_mode():
             return self.module(x)
 
     def _deactivate(self) -> None:

@@ -24,6 +24,7 @@ from dmphn_core.imageio import image_to_tensor, read_image, write_image
 from dmphn_core.model import DMPHN
 from dmphn_core.samples import sample_photo
 from runtimes.compare import compare_outputs, tolerance_for
+from runtimes.torch_utils import tf32_mode
 from tests.conftest import TRT_REASON, random_model, requires_cuda
 
 # The first build compiles against LibTorch (~1-5 min on 2 busy cores): more than the
@@ -85,7 +86,7 @@ def python_deblur(model: DMPHN, image_path: Path, device: str = "cpu") -> np.nda
     """The Python pipeline: read -> pad_to_block -> model -> crop_to, as (1, 3, H, W)."""
     x = image_to_tensor(read_image(image_path)).to(device)
     padded, size = pad_to_block(x, model.geometry)
-    with torch.no_grad():
+    with torch.no_grad(), tf32_mode(False):  # fp32 on CUDA too (PyTorch allows TF32 convs by default)
         return crop_to(model.to(device)(padded), size).cpu().numpy()
 
 
@@ -231,9 +232,28 @@ def test_torchscript_cuda_parity(dmphn_infer, tmp_path):
     export_torchscript(model, path, batch=1, height=height, width=width, device="cuda")
     image = write_photo(tmp_path / "photo.png", *SMALL_HW)
     raw = deblur_cpp(dmphn_infer, path, image, tmp_path, "--device", "cuda")
-    # cuDNN may pick other kernels (and TF32) in each process: the TF32 tolerance applies.
-    comparison = compare_outputs(raw, python_deblur(model, image, "cuda"), tolerance_for("tf32"))
+    # Traced with TF32 off (the trace fixes that switch), so fp32's tolerance holds on CUDA too.
+    comparison = compare_outputs(raw, python_deblur(model, image, "cuda"), tolerance_for("fp32", max_abs=FP32_MAX_ABS))
     assert comparison.passed, comparison.summary()
+
+
+@requires_cuda
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_aoti_cuda_parity(dmphn_infer, compiled_backends, tmp_path, precision):
+    """A CUDA AOTInductor package runs in the C++ tool (--device cuda) as PyTorch's CUDA model does."""
+    if "aoti" not in compiled_backends:
+        pytest.skip("the aoti backend was not compiled (LibTorch without AOTIModelPackageLoader)")
+    from export.to_aoti import export_aoti
+
+    model = random_model(levels=4, seed=11)
+    height, width = model.geometry.padded_size(*SMALL_HW)
+    path = tmp_path / f"m4_cuda_{precision}.pt2"
+    export_aoti(model, path, batch=1, height=height, width=width, device="cuda", precision=precision)
+    image = write_photo(tmp_path / "photo.png", *SMALL_HW)
+    raw = deblur_cpp(dmphn_infer, path, image, tmp_path, "--device", "cuda", "--repeat", "2")
+    tolerance = tolerance_for("fp32", max_abs=FP32_MAX_ABS) if precision == "fp32" else tolerance_for(precision)
+    comparison = compare_outputs(raw, python_deblur(model, image, "cuda"), tolerance)
+    assert comparison.passed, f"aoti {precision} C++ (cuda) vs PyTorch: {comparison.summary()}"
 
 
 @requires_cuda

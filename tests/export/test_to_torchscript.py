@@ -56,3 +56,17 @@ def test_toolkit_torchscript_calls_do_not_warn_and_silence_nothing_else(tmp_path
             runner.infer(torch.rand(1, 3, 16, 16))
         assert warnings.filters == filters  # no filter left behind for the rest of the process
     assert not [w for w in caught if "torch.jit" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_trace_fixes_tf32_off_in_every_convolution(tmp_path, monkeypatch):
+    """The trace stores cuDNN's allow_tf32 switch as a constant per convolution; PyTorch's default
+    is on, which made CUDA "fp32" modules run TF32. Traced here with the switch on globally."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    path = tmp_path / "m.ts"
+    export_torchscript(random_model(1), path, batch=1, height=16, width=16)
+    with torchscript_on_purpose():
+        graph = torch.jit.load(str(path)).inlined_graph
+    convolutions = [node for node in graph.nodes() if node.kind() == "aten::_convolution"]
+    assert len(convolutions) == 30  # DMPHN-1: 28 convolutions and 2 transposed ones
+    assert [list(node.inputs())[-1].toIValue() for node in convolutions] == [False] * 30
+    assert torch.backends.cudnn.allow_tf32  # and the caller's setting is back

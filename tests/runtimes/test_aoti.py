@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from dmphn_core.errors import DMPHNError
 from runtimes.aoti import AOTIRunner
@@ -34,3 +35,17 @@ def test_unavailable_reasons():
     assert AOTIRunner.unavailable_reason("cpu", "fp32") is None
     assert "fp16" in AOTIRunner.unavailable_reason("cpu", "fp16")
     assert "TF32" in AOTIRunner.unavailable_reason("cpu", "tf32")
+
+
+def test_packages_run_with_tf32_off(aoti_package, monkeypatch):
+    """A package's convolutions call ATen, which reads cuDNN's TF32 switch at run time (PyTorch's
+    default is on): an fp32 package on CUDA ran TF32 until the runner turned it off (H200, 2026-11-26)."""
+    path, _ = aoti_package
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    seen = []
+    with AOTIRunner(path) as runner:
+        package = runner.package
+        runner.package = lambda x: (seen.append(torch.backends.cudnn.allow_tf32), package(x))[1]
+        runner.infer(torch.rand(1, 3, 32, 64))
+    assert seen == [False]
+    assert torch.backends.cudnn.allow_tf32  # the caller's setting is back

@@ -22,6 +22,7 @@ class AotiBackend final : public Backend {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) throw Error("model not found: " + path);
     device_ = torch_common::parse_device(device, name());
+    if (device_.is_cuda()) torch_common::disable_tf32();
     std::unordered_map<std::string, std::string> package_metadata;
     try {
       loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path);

@@ -8,6 +8,11 @@
 
 namespace dmphn::torch_common {
 
+void disable_tf32() {
+  at::globalContext().setAllowTF32CuDNN(false);
+  at::globalContext().setAllowTF32CuBLAS(false);
+}
+
 c10::Device parse_device(const std::string& device, const std::string& backend) {
   if (device == "cpu") return c10::Device(c10::kCPU);
   if (device == "cuda") {

@@ -11,6 +11,10 @@
 
 namespace dmphn::torch_common {
 
+// Turns off TF32 in cuDNN convolutions and cuBLAS matmuls for this process. LibTorch allows
+// TF32 convolutions by default, and an AOTInductor package's convolutions read that switch at
+// run time, so an fp32 package would otherwise run TF32 on CUDA (the Python runners do the same).
+void disable_tf32();
 // "cpu" or "cuda"; throws dmphn::Error when CUDA is asked for but absent.
 c10::Device parse_device(const std::string& device, const std::string& backend);
 // A copy on ``device``: the caller's buffer is never aliased.
