@@ -162,7 +162,8 @@ def openvino(
     precision: Annotated[str, typer.Option(help="fp32, bf16, fp16 or int8 (NNCF post-training quantization)")] = "fp32",
     calibration: Annotated[Path | None, typer.Option(help="int8: folder of calibration images (default: camera-shake views of bundled photos)")] = None,
     calibration_samples: Annotated[int, typer.Option(help="int8: calibration images to use")] = 9,
-    accuracy_control: Annotated[bool, typer.Option("--accuracy-control/--no-accuracy-control", help="int8: revert the costliest layers to float until the PSNR target holds")] = True,
+    accuracy_control: Annotated[bool, typer.Option("--accuracy-control/--no-accuracy-control", help="int8: if the calibration PSNR misses the target, let NNCF revert the costliest layers to float until it holds (slow: many minutes)")] = False,
+    keep_float: Annotated[str, typer.Option(help="int8: auto (residual adds and image-space convolutions stay float) or none (quantize everything NNCF can)")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads for verification")] = None,
     max_abs: MaxAbsOpt = None,
     min_psnr: MinPsnrOpt = None,
@@ -181,6 +182,8 @@ def openvino(
                          f"fp32 one: export with --precision fp32 and run it at {precision} on a CPU that has it")
     if calibration is not None and precision != "int8":
         raise DMPHNError("--calibration is for --precision int8 only")
+    if keep_float not in ("auto", "none"):
+        raise DMPHNError(f"--keep-float must be auto or none, got {keep_float!r}")
     model = _load(checkpoint, height, width, batch)
     output = output or _default_output(model, batch, height, width, "openvino", f"_{precision}")
     if output.suffix.lower() != ".xml":
@@ -189,7 +192,8 @@ def openvino(
     export_verified("openvino", model, output, batch=batch, height=height, width=width, precision=precision,
                     max_abs=max_abs, min_psnr=min_psnr, report=report, runner_options={"threads": threads},
                     calibration_dir=calibration, calibration_samples=calibration_samples,
-                    accuracy_control=accuracy_control, min_psnr_db=target_db)
+                    accuracy_control=accuracy_control, min_psnr_db=target_db,
+                    **({"keep_float": keep_float} if precision == "int8" else {}))
 
 
 @app.command()
