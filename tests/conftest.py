@@ -16,6 +16,17 @@ from dmphn_core.model import DMPHN, dmphn
 # Keep CPU tests deterministic in speed and result: 2 threads, as on CI.
 torch.set_num_threads(int(os.environ.get("DMPHN_TEST_THREADS", "2")))
 
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads() -> Iterator[None]:
+    """CLI tests run in-process and some pass ``--threads 1``, which sets torch's count for the whole
+    process: give the next test the suite's count back (one left at 1 thread ran ~2x slower)."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_artifact_cache(tmp_path_factory) -> Iterator[Path]:
     """Commands that cache artifacts (``--runtime auto``) write under a temporary folder, never ~/.cache."""
