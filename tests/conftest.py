@@ -17,6 +17,29 @@ from dmphn_core.model import DMPHN, dmphn
 torch.set_num_threads(int(os.environ.get("DMPHN_TEST_THREADS", "2")))
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """``<run folder>/shared/<name>``, made by ``build(path)`` once per test run.
+
+    Once also across pytest-xdist workers: they share the run's temporary folder, and the first
+    worker to ask builds while the others wait on a file lock (session fixtures alone would
+    compile the same package once per worker). A failed build leaves no marker, so the next
+    asker tries again and fails with the same error.
+    """
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # popen-gw0, popen-gw1, ... sit in the run's folder
+    folder = root / "shared"
+    folder.mkdir(exist_ok=True)
+    path, done = folder / name, folder / f"{name}.done"
+    with FileLock(str(folder / f"{name}.lock")):
+        if not done.exists():
+            build(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(autouse=True)
 def restore_torch_threads() -> Iterator[None]:
     """CLI tests run in-process and some pass ``--threads 1``, which sets torch's count for the whole
@@ -152,13 +175,13 @@ requires_tensorrt = pytest.mark.skipif(TRT_REASON is not None, reason=f"needs te
 def aoti_package(tmp_path_factory) -> tuple[Path, DMPHN]:
     """A CPU fp32 .pt2 of DMPHN-1-2-4-8 at 32x64 with a dynamic batch, and its source model.
 
-    Compiling costs ~40 s on 2 cores, so the whole session shares this one package.
+    Compiling costs ~40 s on 2 cores, so the whole run (every xdist worker) shares this one package.
     """
     from export.to_aoti import export_aoti
 
     model = random_model(4, seed=21)
-    path = tmp_path_factory.mktemp("aoti") / "m4_32x64.pt2"
-    export_aoti(model, path, batch=1, height=32, width=64, device="cpu", precision="fp32", dynamic_batch=True)
+    path = built_once(tmp_path_factory, "m4_32x64.pt2", lambda path: export_aoti(
+        model, path, batch=1, height=32, width=64, device="cpu", precision="fp32", dynamic_batch=True))
     return path, model
 
 
@@ -168,6 +191,31 @@ def torchscript_module(tmp_path_factory) -> tuple[Path, DMPHN]:
     from export.to_torchscript import export_torchscript
 
     model = random_model(4, seed=22)
-    path = tmp_path_factory.mktemp("ts") / "m4.ts"
-    export_torchscript(model, path, batch=1, height=TINY_HW[0], width=TINY_HW[1])
+    path = built_once(tmp_path_factory, "m4.ts", lambda path: export_torchscript(
+        model, path, batch=1, height=TINY_HW[0], width=TINY_HW[1]))
     return path, model
+
+
+@pytest.fixture(scope="session")
+def ov_int8_demo(tmp_path_factory) -> tuple[Path, dict, DMPHN]:
+    """The shipped demo model as an int8 OpenVINO IR at 1x3x32x64, its export info, and the model.
+
+    Plain NNCF post-training quantization on 2 calibration batches (accuracy control is too slow
+    for a unit test). ~10 s, so the export test and the int8 parity test judge this one IR.
+    """
+    import json
+
+    pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino)")
+    pytest.importorskip("nncf", reason="int8 export needs nncf (pip install nncf)")
+    from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
+    from export.to_openvino import export_openvino
+
+    model = load_checkpoint(DEMO_CHECKPOINT).build_model()
+
+    def build(path: Path) -> None:
+        info = export_openvino(model, path, batch=1, height=32, width=64, precision="int8", calibration_samples=2,
+                               accuracy_control=False)
+        path.with_suffix(".info.json").write_text(json.dumps(info, default=str))
+
+    path = built_once(tmp_path_factory, "demo_int8_32x64.xml", build)
+    return path, json.loads(path.with_suffix(".info.json").read_text()), model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,16 +58,34 @@ def test_failed_verification_removes_the_artifact(make_checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["torchscript", "aoti"])
-def test_wrong_artifact_fails_verification_and_leaves_nothing(kind, make_checkpoint, exports_another_model, tmp_path):
-    """The exporter writes a differently seeded model: verification at the default bound must catch it."""
+def test_wrong_artifact_fails_verification_and_leaves_nothing(kind, request, make_checkpoint, exports_another_model,
+                                                              monkeypatch, tmp_path):
+    """The exporter writes another model of the same architecture: verification at the default bound must catch it.
+
+    TorchScript traces a differently seeded model. AOTInductor, whose compile costs ~30 s, hands over
+    the run's shared package instead (``aoti_package``: DMPHN-1-2-4-8 from seed 21, here standing in
+    for one compiled from this seed-0 checkpoint): an equally real, valid, wrong .pt2.
+    """
     import export.to_aoti
     import export.to_torchscript
 
-    module, suffix = {"torchscript": (export.to_torchscript, ".ts"), "aoti": (export.to_aoti, ".pt2")}[kind]
-    exports_another_model(module, f"export_{kind}")
+    if kind == "torchscript":
+        exports_another_model(export.to_torchscript, "export_torchscript")
+        levels, height, width, suffix = 1, "32", "32", ".ts"
+    else:
+        package, other = request.getfixturevalue("aoti_package")
+
+        def hand_over_another_package(model, path, **kwargs):
+            assert model.config == other.config and (kwargs["height"], kwargs["width"]) == (32, 64)
+            shutil.copyfile(package, path)
+            return {"log_lines": [f"aoti: copied {package.name} (weights of seed 21)"]}
+
+        monkeypatch.setattr(export.to_aoti, "export_aoti", hand_over_another_package)
+        levels, height, width, suffix = 4, "32", "64", ".pt2"
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    result = cli.invoke(app, [kind, str(make_checkpoint(1)), "-H", "32", "-W", "32", "-o", str(out_dir / f"m{suffix}")])
+    result = cli.invoke(app, [kind, str(make_checkpoint(levels)), "-H", height, "-W", width,
+                              "-o", str(out_dir / f"m{suffix}")])
     assert "verification FAILED" in result.stdout
     _assert_one_line_error(result, f"{kind} export failed verification", "max_abs<=0.0001", "was not written")
     assert _files(out_dir) == []

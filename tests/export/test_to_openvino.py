@@ -34,19 +34,13 @@ def test_weights_path_is_honoured_and_fp16_halves_the_bin(tmp_path):
         assert np.abs(runner.infer(x) - reference_output(model, x)).max() < 1e-4
 
 
-def test_int8_by_nncf_quantizes_and_runs(tmp_path):
+def test_int8_by_nncf_quantizes_and_runs(ov_int8_demo):
     """Plain post-training quantization of the shipped (trained) demo model on tiny inputs.
 
     Accuracy control is too slow for a unit test (it ranks every quantizer); the committed
-    report's exports exercise it.
+    report's exports exercise it. The IR is the run's shared ``ov_int8_demo`` (conftest).
     """
-    pytest.importorskip("nncf", reason="int8 export needs nncf (pip install nncf)")
-    from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
-
-    model = load_checkpoint(DEMO_CHECKPOINT).build_model()
-    path = tmp_path / "q.xml"
-    info = export_openvino(model, path, batch=1, height=H, width=W, precision="int8", calibration_samples=2,
-                           accuracy_control=False)
+    path, info, model = ov_int8_demo
     assert info["quantization"]["fake_quantize_nodes"] > 0 and info["quantization"]["bias_correction"]
     metadata = read_metadata(path)
     assert metadata["precision"] == "int8" and metadata["quantization"]["calibration_batches"] == 2
