@@ -30,7 +30,9 @@ def _files(folder: Path) -> list[str]:
 
 
 def test_torchscript_export_verifies_and_carries_metadata(make_checkpoint, tmp_path):
-    checkpoint = make_checkpoint(4)
+    # DMPHN-1-2: the command's path is the same for every hierarchy, and tracing plus verifying a
+    # 1-2-4-8 costs twice as long; tests/export/test_to_torchscript.py traces DMPHN-1 and 1-2-4-8
+    checkpoint = make_checkpoint(2)
     out, report = tmp_path / "m.ts", tmp_path / "report.json"
     result = cli.invoke(app, ["torchscript", str(checkpoint), "-H", "32", "-W", "64", "-b", "2", "-o", str(out),
                               "--report", str(report)])
@@ -40,7 +42,7 @@ def test_torchscript_export_verifies_and_carries_metadata(make_checkpoint, tmp_p
     with torchscript_on_purpose():
         torch.jit.load(str(out), _extra_files=extra)
     metadata = json.loads(extra[METADATA_KEY])
-    assert metadata["export_shape"] == [2, 3, 32, 64] and metadata["size_block_hw"] == [8, 16]
+    assert metadata["export_shape"] == [2, 3, 32, 64] and metadata["size_block_hw"] == [4, 8]
     cases = json.loads(report.read_text())["verification"]["cases"]
     assert cases and all(case["max_abs"] <= 1e-4 for case in cases)
 

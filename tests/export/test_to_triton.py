@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -64,7 +65,16 @@ def test_repository_onnx_runs_a_batch_of_two(repository):
     assert np.abs(y - reference_output(model, x)).max() <= 1e-4
 
 
-def test_rewrite_replaces_only_its_model(tmp_path):
+def test_rewrite_replaces_only_its_model(tmp_path, repository, monkeypatch):
+    # the folder swap is under test, not the export: both writes reuse the module's verified ONNX
+    # (a real export per write costs ~5 s; test_cli_writes_repository exports through the same path)
+    _, built, _ = repository
+
+    def copy_verified_onnx(model, artifact, **kwargs):
+        shutil.copyfile(built / "dmphn" / "1" / "model.onnx", artifact)
+        return ["verification passed (copied)"]
+
+    monkeypatch.setattr(to_triton, "_write_model_file", copy_verified_onnx)
     other = tmp_path / "other_model"
     (other / "1").mkdir(parents=True)
     (other / "config.pbtxt").write_text('name: "other_model"\n')
