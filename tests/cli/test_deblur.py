@@ -201,7 +201,9 @@ def test_model_authors_uses_the_cached_checkpoint(tmp_path, monkeypatch):
     save_checkpoint(cached, model)
     source, out = tmp_path / "in.png", tmp_path / "out.png"
     write_image(source, sample_photo(32, 64, "coffee.png"))
-    result = cli.invoke(app, [str(source), "-o", str(out), "--model", "authors-1-2-4", "--device", "cpu"])
+    # --runtime torch: the alias is under test; auto would first export and verify an IR (~15 s)
+    result = cli.invoke(app, [str(source), "-o", str(out), "--model", "authors-1-2-4", "--device", "cpu",
+                              "--runtime", "torch"])
     assert result.exit_code == 0, result.output
     with TorchRunner(model) as runner:
         expected = inference.deblur_image(runner, read_image(source))
