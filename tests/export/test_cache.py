@@ -1,6 +1,7 @@
 """The artifact cache and ``--runtime auto``: built once, verified once, reused; stale entries rebuilt."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -17,6 +18,21 @@ from tests.conftest import random_model
 H, W = 32, 64
 
 
+@pytest.fixture(scope="module")
+def built_store(tmp_path_factory):
+    """A store holding the verified ONNX of ``random_model(1)`` at 1x3x32x64: built once for this module."""
+    root = tmp_path_factory.mktemp("built_store")
+    ArtifactStore(root).get(random_model(1), "onnx", 1, H, W, "cpu", "fp32")
+    return root
+
+
+@pytest.fixture
+def filled_store_root(built_store, tmp_path):
+    """A copy of ``built_store`` that a test may damage (an export costs ~5 s; a copy, milliseconds)."""
+    shutil.copytree(built_store, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
 def test_second_call_is_a_cache_hit_with_no_export(tmp_path, monkeypatch):
     model = random_model(1)
     store = ArtifactStore(tmp_path)
@@ -27,20 +43,23 @@ def test_second_call_is_a_cache_hit_with_no_export(tmp_path, monkeypatch):
     assert again == path and not built_again
 
 
-def test_a_new_checkpoint_gets_a_new_key(tmp_path):
+def test_a_new_checkpoint_gets_a_new_key(filled_store_root):
     first, second = random_model(1, seed=0), random_model(1, seed=1)
     assert model_digest(first) != model_digest(second)
     assert model_digest(first) == model_digest(random_model(1, seed=0))
-    store = ArtifactStore(tmp_path)
-    assert store.get(first, "onnx", 1, H, W, "cpu", "fp32")[0] != store.get(second, "onnx", 1, H, W, "cpu", "fp32")[0]
+    store = ArtifactStore(filled_store_root)
+    (cached, built_first), (other, built_second) = (store.get(model, "onnx", 1, H, W, "cpu", "fp32")
+                                                    for model in (first, second))
+    assert cached != other and not built_first and built_second  # the copied entry is not the new model's
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "unrecorded"])
-def test_a_damaged_entry_is_rebuilt_never_trusted(tmp_path, damage):
+def test_a_damaged_entry_is_rebuilt_never_trusted(filled_store_root, damage):
     model = random_model(1)
     lines: list[str] = []
-    store = ArtifactStore(tmp_path, log=lines.append)
-    path, _ = store.get(model, "onnx", 1, H, W, "cpu", "fp32")
+    store = ArtifactStore(filled_store_root, log=lines.append)
+    path, built = store.get(model, "onnx", 1, H, W, "cpu", "fp32")
+    assert not built  # the copied, intact entry
     if damage == "corrupt":
         path.write_bytes(path.read_bytes()[:-100] + b"\0" * 100)  # same size, other weights
     else:
