@@ -27,9 +27,11 @@ def _reference(model: DMPHN) -> PerPatchDMPHN:
     return reference
 
 
-def _valid_sizes(levels: int, layout: str) -> list[tuple[int, int]]:
+def _valid_sizes(levels: int, layout: str, batch: int = 1) -> list[tuple[int, int]]:
+    """Grids of 1x1, 3x2 and 5x3 size blocks, and 64x128 (the suite's shape) for batch 1: a batch
+    of 3 at 64x128 took a fifth of this test's time and runs no code the other cases do not."""
     bh, bw = Geometry(levels, layout).size_block
-    return [(bh, bw), (3 * bh, 2 * bw), (64, 128), (5 * bh, 3 * bw)]
+    return [(bh, bw), (3 * bh, 2 * bw), *([(64, 128)] if batch == 1 else []), (5 * bh, 3 * bw)]
 
 
 @pytest.mark.parametrize("layout", ["design", "authors"])
@@ -38,7 +40,7 @@ def _valid_sizes(levels: int, layout: str) -> list[tuple[int, int]]:
 def test_static_shape_model_equals_per_patch_reference(levels, layout, batch):
     model = random_model(levels, layout, seed=levels)
     reference = _reference(model)
-    for height, width in _valid_sizes(levels, layout):
+    for height, width in _valid_sizes(levels, layout, batch):
         x = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(height * width))
         diff = (model(x) - reference(x)).abs().max().item()
         assert diff <= 1e-5, f"{levels} levels {layout} {batch}x{height}x{width}: {diff}"
