@@ -269,6 +269,7 @@ def _open_url(url: str, timeout: float) -> Iterator[Any]:
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the response: close its socket now, not whenever it is garbage-collected
         raise DMPHNError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason

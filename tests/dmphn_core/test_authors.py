@@ -179,6 +179,31 @@ def test_network_failures_are_one_line_errors_and_leave_nothing(tmp_path, case):
     assert files_under(cache) == []
 
 
+def test_an_http_error_leaves_no_socket_open(tmp_path, monkeypatch):
+    """urllib's HTTPError holds the open response: it is closed when the error becomes one line,
+    not left to the garbage collector (which warned "ResourceWarning: unclosed <socket.socket ...>")."""
+    import urllib.error
+    import urllib.request
+
+    raised: list[urllib.error.HTTPError] = []
+    real_urlopen = urllib.request.urlopen
+
+    def urlopen_keeping_the_error(*args, **kwargs):
+        try:
+            return real_urlopen(*args, **kwargs)
+        except urllib.error.HTTPError as exc:
+            raised.append(exc)
+            raise
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen_keeping_the_error)
+    manifest = fake_repository(tmp_path / "served")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with serve_folder(empty) as url, pytest.raises(DMPHNError, match="HTTP 404"):
+        authors.fetch_files(manifest, url, tmp_path / "cache", progress=False)
+    assert len(raised) == 1 and raised[0].fp.closed
+
+
 def test_base_url_may_be_a_local_folder(tmp_path):
     served, cache = tmp_path / "served", tmp_path / "cache"
     manifest = fake_repository(served)
