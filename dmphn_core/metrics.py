@@ -14,7 +14,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 def psnr(prediction: np.ndarray, target: np.ndarray) -> float:
     """PSNR in dB of (H, W, 3) float images; ``prediction`` is clipped to [0, 1] first."""
     _check_pair(prediction, target)
-    return float(peak_signal_noise_ratio(target, np.clip(prediction, 0.0, 1.0), data_range=1.0))
+    # identical images: PSNR is inf, the answer rather than a fault, so numpy's divide warning is not shown
+    with np.errstate(divide="ignore"):
+        return float(peak_signal_noise_ratio(target, np.clip(prediction, 0.0, 1.0), data_range=1.0))
 
 
 def ssim(prediction: np.ndarray, target: np.ndarray) -> float:
