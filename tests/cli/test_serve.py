@@ -50,7 +50,8 @@ def test_serve_until_sigterm_and_load_test_it(tmp_path):
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     output: queue.Queue = queue.Queue()
-    threading.Thread(target=_lines, args=(serve.stdout, output), daemon=True).start()
+    reader = threading.Thread(target=_lines, args=(serve.stdout, output), daemon=True)
+    reader.start()
     try:
         printed = "".join(_wait_for(output, "ready:", 240))
         assert f"http     127.0.0.1:{http_port}" in printed and f"grpc     127.0.0.1:{grpc_port}" in printed
@@ -77,6 +78,8 @@ def test_serve_until_sigterm_and_load_test_it(tmp_path):
         if serve.poll() is None:
             serve.terminate()
             serve.wait(60)
+        reader.join(10)  # the pipe has ended with the process
+        serve.stdout.close()  # else: "ResourceWarning: unclosed file <_io.TextIOWrapper ...>" at garbage collection
 
 
 def test_serve_errors_are_one_line(tmp_path):
