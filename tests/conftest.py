@@ -175,14 +175,35 @@ requires_tensorrt = pytest.mark.skipif(TRT_REASON is not None, reason=f"needs te
 def aoti_package(tmp_path_factory) -> tuple[Path, DMPHN]:
     """A CPU fp32 .pt2 of DMPHN-1-2-4-8 at 32x64 with a dynamic batch, and its source model.
 
-    Compiling costs ~40 s on 2 cores, so the whole run (every xdist worker) shares this one package.
+    Made the way a user makes one, ``dmphn-export aoti CKPT -H 32 -W 64 --dynamic-batch`` (which
+    verifies it at batch 1 and 2); the command's exit code and output are kept beside it, in
+    ``<package>.cli.json``, for tests/cli/test_export_torch.py to judge. Compiling costs ~40 s on
+    2 cores, so the whole run (every xdist worker) shares this one package.
     """
-    from export.to_aoti import export_aoti
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.export import app
 
     model = random_model(4, seed=21)
-    path = built_once(tmp_path_factory, "m4_32x64.pt2", lambda path: export_aoti(
-        model, path, batch=1, height=32, width=64, device="cpu", precision="fp32", dynamic_batch=True))
+
+    def build(path: Path) -> None:
+        checkpoint = path.with_name("m4_seed21.pt")
+        save_checkpoint(checkpoint, model, training={"note": "random weights for tests"})
+        result = CliRunner().invoke(app, ["aoti", str(checkpoint), "-H", "32", "-W", "64", "--dynamic-batch",
+                                          "-o", str(path)])
+        outcome = {"exit_code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr}
+        aoti_cli_output(path).write_text(json.dumps(outcome))
+        assert result.exit_code == 0, f"dmphn-export aoti failed:\n{result.output}"
+
+    path = built_once(tmp_path_factory, "m4_32x64.pt2", build)
     return path, model
+
+
+def aoti_cli_output(package: Path) -> Path:
+    """Where :func:`aoti_package` keeps what ``dmphn-export aoti`` printed."""
+    return package.with_name(package.name + ".cli.json")
 
 
 @pytest.fixture(scope="session")

@@ -105,11 +105,16 @@ def test_torchscript_bad_inputs(make_checkpoint, tmp_path):
     assert not (tmp_path / "x.ts").exists()
 
 
-def test_aoti_export_cpu_verifies(make_checkpoint, tmp_path):
-    out = tmp_path / "m.pt2"
-    result = cli.invoke(app, ["aoti", str(make_checkpoint(1)), "-H", "32", "-W", "32", "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "verification passed" in result.stdout and out.is_file()
+def test_aoti_export_cpu_verifies(aoti_package, make_checkpoint):
+    """The run's shared package is this command's output: conftest's ``aoti_package`` runs
+    ``dmphn-export aoti CKPT -H 32 -W 64 --dynamic-batch -o ...`` once (a compile costs ~40 s)."""
+    from tests.conftest import aoti_cli_output
+
+    path, _ = aoti_package
+    result = json.loads(aoti_cli_output(path).read_text())
+    assert result["exit_code"] == 0, result
+    assert "verification passed" in result["stdout"] and f"wrote {path}" in result["stdout"] and path.is_file()
+    assert "1x3x32x64" in result["stdout"] and "2x3x32x64" in result["stdout"]  # the dynamic batch, verified
     _assert_one_line_error(
         cli.invoke(app, ["aoti", str(make_checkpoint(1)), "-H", "32", "-W", "32", "--precision", "int3"]), "int3"
     )
