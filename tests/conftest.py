@@ -218,6 +218,21 @@ def torchscript_module(tmp_path_factory) -> tuple[Path, DMPHN]:
 
 
 @pytest.fixture(scope="session")
+def onnx_dynamic_batch(tmp_path_factory) -> tuple[DMPHN, Path]:
+    """DMPHN-1-2 (seed 5) as ONNX for ?x3x64x128 (a dynamic batch axis), and its model.
+
+    The ONNX Runtime runner tests run it; the int8 tests need a dynamic graph to refuse. One
+    export for the run (a dynamic-batch export costs ~5-10 s).
+    """
+    from export.to_onnx import export_onnx
+
+    model = random_model("1-2", seed=5)
+    path = built_once(tmp_path_factory, "m2_seed5_dynamic_batch.onnx", lambda path: export_onnx(
+        model, path, batch=1, height=TINY_HW[0], width=TINY_HW[1], dynamic_batch=True))
+    return model, path
+
+
+@pytest.fixture(scope="session")
 def ov_int8_demo(tmp_path_factory) -> tuple[Path, dict, DMPHN]:
     """The shipped demo model as an int8 OpenVINO IR at 1x3x32x64, its export info, and the model.
 
