@@ -173,12 +173,15 @@ requires_tensorrt = pytest.mark.skipif(TRT_REASON is not None, reason=f"needs te
 
 @pytest.fixture(scope="session")
 def aoti_package(tmp_path_factory) -> tuple[Path, DMPHN]:
-    """A CPU fp32 .pt2 of DMPHN-1-2-4-8 at 32x64 with a dynamic batch, and its source model.
+    """A CPU fp32 .pt2 of DMPHN-1-2 at 32x64 with a dynamic batch, and its source model.
 
     Made the way a user makes one, ``dmphn-export aoti CKPT -H 32 -W 64 --dynamic-batch`` (which
-    verifies it at batch 1 and 2); the command's exit code and output are kept beside it, in
-    ``<package>.cli.json``, for tests/cli/test_export_torch.py to judge. Compiling costs ~40 s on
-    2 cores, so the whole run (every xdist worker) shares this one package.
+    verifies it at batch 1 and 2); the checkpoint (:func:`aoti_checkpoint`) and the command's exit
+    code and output (:func:`aoti_cli_output`) are kept beside it. Compiling costs 30-50 s on 2
+    cores, so the whole run (every xdist worker) shares this one package: the CLI, runner and
+    metadata tests, and dmphn-bench / dmphn-parity over every runtime (tests/cli/test_bench.py).
+    DMPHN-1-2 keeps the per-patch reference a different computation from the static form at
+    half the graph of 1-2-4-8; the C++ tests compile a 1-2-4-8 (``aoti_package_1248``).
     """
     import json
 
@@ -186,24 +189,42 @@ def aoti_package(tmp_path_factory) -> tuple[Path, DMPHN]:
 
     from cli.export import app
 
-    model = random_model(4, seed=21)
+    model = random_model(2, seed=21)
 
     def build(path: Path) -> None:
-        checkpoint = path.with_name("m4_seed21.pt")
-        save_checkpoint(checkpoint, model, training={"note": "random weights for tests"})
-        result = CliRunner().invoke(app, ["aoti", str(checkpoint), "-H", "32", "-W", "64", "--dynamic-batch",
-                                          "-o", str(path)])
+        save_checkpoint(aoti_checkpoint(path), model, training={"note": "random weights for tests"})
+        result = CliRunner().invoke(app, ["aoti", str(aoti_checkpoint(path)), "-H", "32", "-W", "64",
+                                          "--dynamic-batch", "-o", str(path)])
         outcome = {"exit_code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr}
         aoti_cli_output(path).write_text(json.dumps(outcome))
         assert result.exit_code == 0, f"dmphn-export aoti failed:\n{result.output}"
 
-    path = built_once(tmp_path_factory, "m4_32x64.pt2", build)
+    path = built_once(tmp_path_factory, "m2_32x64.pt2", build)
     return path, model
+
+
+def aoti_checkpoint(package: Path) -> Path:
+    """The checkpoint :func:`aoti_package` was exported from."""
+    return package.with_name(package.stem + "_checkpoint.pt")
 
 
 def aoti_cli_output(package: Path) -> Path:
     """Where :func:`aoti_package` keeps what ``dmphn-export aoti`` printed."""
     return package.with_name(package.name + ".cli.json")
+
+
+@pytest.fixture(scope="session")
+def aoti_package_1248(tmp_path_factory) -> tuple[Path, DMPHN]:
+    """A CPU fp32 .pt2 of DMPHN-1-2-4-8 at 32x64 with a dynamic batch, and its source model (the C++ tests).
+
+    Compiling costs 40-90 s on 2 cores; built once per run.
+    """
+    from export.to_aoti import export_aoti
+
+    model = random_model(4, seed=21)
+    path = built_once(tmp_path_factory, "m4_32x64.pt2", lambda path: export_aoti(
+        model, path, batch=1, height=32, width=64, device="cpu", precision="fp32", dynamic_batch=True))
+    return path, model
 
 
 @pytest.fixture(scope="session")
