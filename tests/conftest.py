@@ -13,8 +13,12 @@ from torch import nn
 from dmphn_core.checkpoint import save_checkpoint
 from dmphn_core.model import DMPHN, dmphn
 
-# Keep CPU tests deterministic in speed and result: 2 threads, as on CI.
-torch.set_num_threads(int(os.environ.get("DMPHN_TEST_THREADS", "2")))
+#: pytest-xdist workers in this run (1 without xdist); ``pytest -n 2`` runs two processes.
+XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+# Keep CPU tests deterministic in speed and result: 2 threads, as on CI, split between the xdist
+# workers (`-n 2` on 2 cores: one each, so the two processes do not fight over the cores).
+torch.set_num_threads(int(os.environ.get("DMPHN_TEST_THREADS", str(max(1, 2 // XDIST_WORKERS)))))
 
 
 def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:

@@ -45,6 +45,7 @@ def shared(aoti_package, tmp_path_factory):
     return aoti_checkpoint(package), workdir
 
 
+@pytest.mark.slow  # compiles torch.compile and needs the run's AOTInductor package (30-70 s on 2 cores)
 def test_bench_all_runtimes_writes_parsable_reports(shared, tmp_path):
     checkpoint, workdir = shared
     out = {k: tmp_path / f"bench.{k}" for k in ("json", "csv", "png", "md")}
@@ -77,6 +78,7 @@ def test_bench_all_runtimes_writes_parsable_reports(shared, tmp_path):
     assert "| runner |" in out["md"].read_text()
 
 
+@pytest.mark.slow  # compiles torch.compile and needs the run's AOTInductor package
 def test_parity_all_runtimes_pass_at_fp32(shared, tmp_path):
     checkpoint, workdir = shared
     json_path = tmp_path / "parity.json"
@@ -92,9 +94,9 @@ def test_parity_all_runtimes_pass_at_fp32(shared, tmp_path):
     assert {r["input"] for r in ran} == {"random(seed=0)", "photo"}
 
 
-def test_parity_at_batch_2(shared, tmp_path):
+def test_parity_at_batch_2(make_checkpoint, tmp_path):
     """A batch of two: each image of the batch is compared (cheap runtimes only; artifacts per batch)."""
-    checkpoint, _ = shared
+    checkpoint = make_checkpoint(2)
     json_path = tmp_path / "parity.json"
     result = cli.invoke(parity_app, [
         "-c", str(checkpoint), "--runtime", "torch,ort", "--device", "cpu", "--shape", "32x64", "--batch", "2",

@@ -59,7 +59,7 @@ def test_failed_verification_removes_the_artifact(make_checkpoint, tmp_path):
     assert _files(out_dir) == []
 
 
-@pytest.mark.parametrize("kind", ["torchscript", "aoti"])
+@pytest.mark.parametrize("kind", ["torchscript", pytest.param("aoti", marks=pytest.mark.slow)])
 def test_wrong_artifact_fails_verification_and_leaves_nothing(kind, request, make_checkpoint, exports_another_model,
                                                               monkeypatch, tmp_path):
     """The exporter writes another model of the same architecture: verification at the default bound must catch it.
@@ -105,6 +105,7 @@ def test_torchscript_bad_inputs(make_checkpoint, tmp_path):
     assert not (tmp_path / "x.ts").exists()
 
 
+@pytest.mark.slow  # the package is an AOTInductor compile (30-70 s on 2 cores)
 def test_aoti_export_cpu_verifies(aoti_package, make_checkpoint):
     """The run's shared package is this command's output: conftest's ``aoti_package`` runs
     ``dmphn-export aoti CKPT -H 32 -W 64 --dynamic-batch -o ...`` once (a compile costs ~40 s)."""

@@ -27,8 +27,9 @@ from runtimes.compare import compare_outputs, tolerance_for
 from tests.conftest import TRT_REASON, random_model, requires_cuda
 
 # The first build compiles against LibTorch (~1-5 min on 2 busy cores): more than the
-# suite's default per-test timeout, which includes fixture setup.
-pytestmark = [pytest.mark.cpp, pytest.mark.timeout(1800)]
+# suite's default per-test timeout, which includes fixture setup. For the same reason the
+# module is in the slow tier (`-m "not slow"` leaves it out; CI runs it).
+pytestmark = [pytest.mark.cpp, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build_cpp.sh"
