@@ -13,8 +13,12 @@ from torch import nn
 from dmphn_core.checkpoint import save_checkpoint
 from dmphn_core.model import DMPHN, dmphn
 
-# Keep CPU tests deterministic in speed and result: 2 threads, as on CI.
-torch.set_num_threads(int(os.environ.get("DMPHN_TEST_THREADS", "2")))
+#: pytest-xdist workers in this run (1 without xdist); ``pytest -n 2`` runs two processes.
+XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+# Keep CPU tests deterministic in speed and result: 2 threads, as on CI, split between the xdist
+# workers (`-n 2` on 2 cores: one each, so the two processes do not fight over the cores).
+torch.set_num_threads(int(os.environ.get("DMPHN_TEST_THREADS", str(max(1, 2 // XDIST_WORKERS)))))
 
 
 def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
@@ -185,9 +189,51 @@ requires_tensorrt = pytest.mark.skipif(TRT_REASON is not None, reason=f"needs te
 
 @pytest.fixture(scope="session")
 def aoti_package(tmp_path_factory) -> tuple[Path, DMPHN]:
-    """A CPU fp32 .pt2 of DMPHN-1-2-4-8 at 32x64 with a dynamic batch, and its source model.
+    """A CPU fp32 .pt2 of DMPHN-1-2 at 32x64 with a dynamic batch, and its source model.
 
-    Compiling costs ~40 s on 2 cores, so the whole run (every xdist worker) shares this one package.
+    Made the way a user makes one, ``dmphn-export aoti CKPT -H 32 -W 64 --dynamic-batch`` (which
+    verifies it at batch 1 and 2); the checkpoint (:func:`aoti_checkpoint`) and the command's exit
+    code and output (:func:`aoti_cli_output`) are kept beside it. Compiling costs 30-50 s on 2
+    cores, so the whole run (every xdist worker) shares this one package: the CLI, runner and
+    metadata tests, and dmphn-bench / dmphn-parity over every runtime (tests/cli/test_bench.py).
+    DMPHN-1-2 keeps the per-patch reference a different computation from the static form at
+    half the graph of 1-2-4-8; the C++ tests compile a 1-2-4-8 (``aoti_package_1248``).
+    """
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.export import app
+
+    model = random_model(2, seed=21)
+
+    def build(path: Path) -> None:
+        save_checkpoint(aoti_checkpoint(path), model, training={"note": "random weights for tests"})
+        result = CliRunner().invoke(app, ["aoti", str(aoti_checkpoint(path)), "-H", "32", "-W", "64",
+                                          "--dynamic-batch", "-o", str(path)])
+        outcome = {"exit_code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr}
+        aoti_cli_output(path).write_text(json.dumps(outcome))
+        assert result.exit_code == 0, f"dmphn-export aoti failed:\n{result.output}"
+
+    path = built_once(tmp_path_factory, "m2_32x64.pt2", build)
+    return path, model
+
+
+def aoti_checkpoint(package: Path) -> Path:
+    """The checkpoint :func:`aoti_package` was exported from."""
+    return package.with_name(package.stem + "_checkpoint.pt")
+
+
+def aoti_cli_output(package: Path) -> Path:
+    """Where :func:`aoti_package` keeps what ``dmphn-export aoti`` printed."""
+    return package.with_name(package.name + ".cli.json")
+
+
+@pytest.fixture(scope="session")
+def aoti_package_1248(tmp_path_factory) -> tuple[Path, DMPHN]:
+    """A CPU fp32 .pt2 of DMPHN-1-2-4-8 at 32x64 with a dynamic batch, and its source model (the C++ tests).
+
+    Compiling costs 40-90 s on 2 cores; built once per run.
     """
     from export.to_aoti import export_aoti
 
@@ -206,6 +252,21 @@ def torchscript_module(tmp_path_factory) -> tuple[Path, DMPHN]:
     path = built_once(tmp_path_factory, "m4.ts", lambda path: export_torchscript(
         model, path, batch=1, height=TINY_HW[0], width=TINY_HW[1]))
     return path, model
+
+
+@pytest.fixture(scope="session")
+def onnx_dynamic_batch(tmp_path_factory) -> tuple[DMPHN, Path]:
+    """DMPHN-1-2 (seed 5) as ONNX for ?x3x64x128 (a dynamic batch axis), and its model.
+
+    The ONNX Runtime runner tests run it; the int8 tests need a dynamic graph to refuse. One
+    export for the run (a dynamic-batch export costs ~5-10 s).
+    """
+    from export.to_onnx import export_onnx
+
+    model = random_model("1-2", seed=5)
+    path = built_once(tmp_path_factory, "m2_seed5_dynamic_batch.onnx", lambda path: export_onnx(
+        model, path, batch=1, height=TINY_HW[0], width=TINY_HW[1], dynamic_batch=True))
+    return model, path
 
 
 @pytest.fixture(scope="session")

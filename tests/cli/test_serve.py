@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cli.loadtest import app as loadtest_app
@@ -41,6 +42,7 @@ def _wait_for(sink: queue.Queue, text: str, timeout_s: float) -> list[str]:
 
 
 @requires_triton
+@pytest.mark.slow  # starts tritonserver (10-30 s on 2 cores): the slow tier
 def test_serve_until_sigterm_and_load_test_it(tmp_path):
     repository = write_python_repository(tmp_path / "repo", seed=5)
     http_port, grpc_port = free_port(), free_port()

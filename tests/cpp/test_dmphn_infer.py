@@ -28,15 +28,16 @@ from runtimes.torch_utils import tf32_mode
 from tests.conftest import TRT_REASON, random_model, requires_cuda
 
 # The first build compiles against LibTorch (~1-5 min on 2 busy cores): more than the
-# suite's default per-test timeout, which includes fixture setup.
-pytestmark = [pytest.mark.cpp, pytest.mark.timeout(1800)]
+# suite's default per-test timeout, which includes fixture setup. For the same reason the
+# module is in the slow tier (`-m "not slow"` leaves it out; CI runs it).
+pytestmark = [pytest.mark.cpp, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build_cpp.sh"
 FP32_MAX_ABS = 1e-4
 #: Not a multiple of DMPHN-1-2-4-8's size block (8, 16): 100x150 pads to 104x160.
 PHOTO_HW = (100, 150)
-#: Pads to 32x64, the shape of the session's `aoti_package`.
+#: Pads to 32x64, the shape of the session's `aoti_package_1248`.
 SMALL_HW = (30, 57)
 RUN_TIMEOUT_S = 300
 
@@ -173,11 +174,11 @@ def test_torchscript_replicate_fallback(dmphn_infer, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["rgb8", "rgba8", "gray16", "jpeg"])
-def test_aoti_parity_on_photo(dmphn_infer, compiled_backends, aoti_package, tmp_path, kind):
+def test_aoti_parity_on_photo(dmphn_infer, compiled_backends, aoti_package_1248, tmp_path, kind):
     """Also checks the C++ image reader against OpenCV's (read_image) for each file kind."""
     if "aoti" not in compiled_backends:
         pytest.skip("the aoti backend was not compiled (LibTorch without AOTIModelPackageLoader)")
-    path, model = aoti_package
+    path, model = aoti_package_1248
     image = write_photo(tmp_path / f"photo.{'jpg' if kind == 'jpeg' else 'png'}", *SMALL_HW, kind=kind)
     if kind == "jpeg":
         probe = run_tool(dmphn_infer, "--model", path, "-i", image, "-o", tmp_path / "probe.png")

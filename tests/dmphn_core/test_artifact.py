@@ -50,6 +50,7 @@ def test_onnx_metadata_reads_back_without_onnxruntime(tmp_path):
     assert metadata["export_shape"] == [2, 3, H, W] and config_of(metadata) == DMPHNConfig(levels=2)
 
 
+@pytest.mark.slow  # the run's AOTInductor package: a 30-70 s compile
 def test_aoti_metadata_reads_back_from_the_package(aoti_package):
     path, model = aoti_package
     metadata = read_metadata(path)

@@ -37,10 +37,8 @@ def test_qdq_int8_quantizes_runs_and_keeps_metadata(tmp_path):
         OnnxRuntimeRunner(fp32, precision="int8").activate()
 
 
-def test_int8_needs_a_static_dmphn_onnx(tmp_path):
-    model = load_checkpoint(DEMO_CHECKPOINT).build_model()
-    dynamic = tmp_path / "d.onnx"
-    export_onnx(model, dynamic, batch=1, height=H, width=W, dynamic_batch=True)
+def test_int8_needs_a_static_dmphn_onnx(onnx_dynamic_batch, tmp_path):
+    _, dynamic = onnx_dynamic_batch  # the run's shared dynamic-batch DMPHN-1-2 (conftest)
     with pytest.raises(DMPHNError, match="static-shape"):
         quantize_onnx_int8(dynamic, tmp_path / "q.onnx")
     bare = tmp_path / "bare.onnx"

@@ -11,6 +11,11 @@ from runtimes.compare import compare_outputs, tolerance_for
 from tests.conftest import photo_batch, random_model, trained_model
 
 
+# Every test here that compiles an AOTInductor package (30-70 s each on 2 cores, a C++ build) is
+# in the slow tier; the refusals before compiling are not.
+
+
+@pytest.mark.slow
 def test_package_loads_matches_and_carries_metadata(aoti_package):
     path, model = aoti_package
     package = torch._inductor.aoti_load_package(str(path))
@@ -24,6 +29,7 @@ def test_package_loads_matches_and_carries_metadata(aoti_package):
             assert (package(x) - model(x)).abs().max().item() <= 1e-4
 
 
+@pytest.mark.slow
 def test_bf16_package_keeps_float32_io(tmp_path):
     model = trained_model(1)  # on random weights a constant 0.5 output passes any sane bf16 bound
     path = tmp_path / "bf16.pt2"

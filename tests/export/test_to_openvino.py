@@ -21,17 +21,25 @@ from tests.conftest import random_model  # noqa: E402
 H, W = 32, 64
 
 
-def test_weights_path_is_honoured_and_fp16_halves_the_bin(tmp_path):
+@pytest.fixture(scope="module")
+def float_ir(tmp_path_factory):
+    """DMPHN-1 (seed 3) as an fp32 IR at 1x3x32x64 whose weights were written to ``elsewhere.bin``."""
     model = random_model(1, seed=3)
-    fp32, fp16 = tmp_path / "a.xml", tmp_path / "b.xml"
-    export_openvino(model, fp32, batch=1, height=H, width=W, weights_path=tmp_path / "elsewhere.bin")
+    folder = tmp_path_factory.mktemp("float_ir")
+    export_openvino(model, folder / "a.xml", batch=1, height=H, width=W, weights_path=folder / "elsewhere.bin")
+    return model, folder / "a.xml", folder / "elsewhere.bin"
+
+
+def test_weights_path_is_honoured_and_fp16_halves_the_bin(float_ir, tmp_path):
+    model, fp32, weights = float_ir
+    fp16 = tmp_path / "b.xml"
     export_openvino(model, fp16, batch=1, height=H, width=W, precision="fp16")
-    assert not fp32.with_suffix(".bin").exists() and (tmp_path / "elsewhere.bin").is_file()
-    ratio = fp16.with_suffix(".bin").stat().st_size / (tmp_path / "elsewhere.bin").stat().st_size
+    assert not fp32.with_suffix(".bin").exists() and weights.is_file()
+    ratio = fp16.with_suffix(".bin").stat().st_size / weights.stat().st_size
     assert 0.45 < ratio < 0.55
     assert read_metadata(fp16)["precision"] == "fp16"
     x = inputs_for("fp32", 1, H, W)[1][1]
-    with OpenVINORunner(fp32, weights=tmp_path / "elsewhere.bin") as runner:
+    with OpenVINORunner(fp32, weights=weights) as runner:
         assert np.abs(runner.infer(x) - reference_output(model, x)).max() < 1e-4
 
 
@@ -147,12 +155,11 @@ def test_calibration_errors(tmp_path):
         calibration_batches(1, H, W, count=0)
 
 
-def test_fake_quantize_count_of_float_ir(tmp_path):
+def test_fake_quantize_count_of_float_ir(float_ir):
     import openvino as ov
 
-    path = tmp_path / "f.xml"
-    export_openvino(random_model(1), path, batch=1, height=H, width=W)
-    assert fake_quantize_count(ov.Core().read_model(str(path))) == 0
+    _, path, weights = float_ir
+    assert fake_quantize_count(ov.Core().read_model(str(path), str(weights))) == 0
 
 
 def test_int8_quantizes_random_weights_too(tmp_path):

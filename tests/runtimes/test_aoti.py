@@ -7,6 +7,7 @@ from runtimes.aoti import AOTIRunner
 from runtimes.torch_eager import TorchRunner
 
 
+@pytest.mark.slow  # the run's AOTInductor package: a 30-70 s compile
 def test_runner_matches_eager_at_two_batch_sizes(aoti_package):
     path, model = aoti_package
     with AOTIRunner(path) as runner, TorchRunner(model) as eager:
@@ -18,6 +19,7 @@ def test_runner_matches_eager_at_two_batch_sizes(aoti_package):
             runner.infer(np.zeros((1, 3, 64, 64), np.float32))
 
 
+@pytest.mark.slow  # the run's AOTInductor package: a 30-70 s compile
 def test_precision_mismatch_is_refused(aoti_package):
     path, _ = aoti_package
     with pytest.raises(DMPHNError, match="built for cpu/fp32"):

@@ -8,12 +8,11 @@ import pytest
 import torch
 
 from dmphn_core.errors import DMPHNError
-from export.to_onnx import export_onnx
 from export.verify import reference_output, verification_inputs
 from runtimes import runner_class
 from runtimes.compare import psnr_db
 from runtimes.onnxruntime import OnnxRuntimeRunner
-from tests.conftest import TINY_HW, random_model
+from tests.conftest import TINY_HW
 
 H, W = TINY_HW
 
@@ -35,11 +34,9 @@ requires_ort_trt = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    model = random_model("1-2", seed=5)
-    path = tmp_path_factory.mktemp("ort") / "model.onnx"
-    export_onnx(model, path, batch=1, height=H, width=W, dynamic_batch=True)
-    return model, path
+def exported(onnx_dynamic_batch):
+    """DMPHN-1-2 with a dynamic batch at 64x128: the run's shared export (conftest)."""
+    return onnx_dynamic_batch
 
 
 def test_registry_key():

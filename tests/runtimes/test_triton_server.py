@@ -1,7 +1,8 @@
 """The bundled tritonserver on loopback: start, load, 4x concurrent clients, malformed requests, kill + restart.
 
-The served tests start a real server (about 10-30 s each on 2 shared cores); all traffic goes
-to 127.0.0.1 and every server is stopped by a finalizer, also when a test fails.
+The served tests start a real server (about 10-30 s each on 2 shared cores), so they are in the
+slow tier (`-m "not slow"` leaves them out, CI runs them); all traffic goes to 127.0.0.1 and
+every server is stopped by a finalizer, also when a test fails.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ def test_explain_failure_reads_the_log():
 # -- a real server ---------------------------------------------------------------------
 
 @requires_triton
+@pytest.mark.slow
 def test_four_clients_200_requests_match_the_local_runner(server, local_runner):
     for protocol, requests in (("http", 200), ("grpc", 100)):
         summary, records = run_loadtest(
@@ -131,6 +133,7 @@ def test_four_clients_200_requests_match_the_local_runner(server, local_runner):
 
 
 @requires_triton
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_malformed_requests_get_errors_and_the_server_stays_up(server, local_runner, protocol):
     good = np.random.default_rng(1).random((2, 3, H, W), dtype=np.float32)
@@ -153,6 +156,7 @@ def test_malformed_requests_get_errors_and_the_server_stays_up(server, local_run
 
 
 @requires_triton
+@pytest.mark.slow
 def test_larger_images_are_tiled_to_the_served_frame_size(server, local_runner):
     from dmphn_core.inference import deblur_image
 
@@ -165,6 +169,7 @@ def test_larger_images_are_tiled_to_the_served_frame_size(server, local_runner):
 
 
 @requires_triton
+@pytest.mark.slow
 def test_kill_mid_load_reports_failures_and_restart_serves_again(repository, local_runner):
     server = TritonServer(repository, http_port=free_port(), grpc_port=free_port())
     try:
@@ -207,6 +212,7 @@ def test_kill_mid_load_reports_failures_and_restart_serves_again(repository, loc
 
 
 @requires_triton
+@pytest.mark.slow
 def test_repository_that_does_not_load_is_one_error(tmp_path, repository):
     import shutil
 
