@@ -62,6 +62,8 @@ class RunnerSpec:
     precision: str
     compile_mode: str = "default"
     cuda_graph: bool = False
+    #: run a pair this machine can only emulate (e.g. bf16 on a CPU without bf16 instructions)
+    allow_emulated: bool = False
 
     @property
     def runner_options(self) -> dict[str, Any]:
@@ -90,7 +92,11 @@ class RunnerSpec:
             return f"runner module for {self.runtime} cannot be imported ({exc})"
         if cls.needs_service:
             return f"{self.runtime} is a client of {cls.needs_service}"
-        return cls.unavailable_reason(self.device, self.precision)
+        reason = cls.unavailable_reason(self.device, self.precision)
+        if reason is None and not self.allow_emulated:
+            emulated = cls.emulation_reason(self.device, self.precision)
+            reason = f"{emulated} (--allow-emulated runs it anyway)" if emulated else None
+        return reason
 
 
 @dataclass

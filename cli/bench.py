@@ -41,6 +41,7 @@ PrecisionOpt = Annotated[str, typer.Option(help=f"comma list of {', '.join(PRECI
 WorkdirOpt = Annotated[Path | None, typer.Option(help="keep exported artifacts here (default: a temporary folder)")]
 CompileModeOpt = Annotated[str, typer.Option(help="torch.compile mode: default, max-autotune, reduce-overhead")]
 CudaGraphOpt = Annotated[bool, typer.Option("--cuda-graph", help="capture TensorRT / torch.compile runs in a CUDA graph")]
+EmulatedOpt = Annotated[bool, typer.Option("--allow-emulated", help="also run pairs this machine only emulates (bf16 in PyTorch on a CPU without bf16 instructions: about 10x slower than fp32); skipped rows otherwise")]
 ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads for torch, ONNX Runtime and OpenVINO")]
 MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="write the table as markdown")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="write a JSON list of rows")]
@@ -60,12 +61,13 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _specs(runtime: str, device: str, precision: str, compile_mode: str, cuda_graph: bool) -> list[RunnerSpec]:
+def _specs(runtime: str, device: str, precision: str, compile_mode: str, cuda_graph: bool,
+           allow_emulated: bool = False) -> list[RunnerSpec]:
     if compile_mode not in ("default", "max-autotune", "reduce-overhead"):
         raise DMPHNError(f"unknown compile mode {compile_mode!r}; use default, max-autotune or reduce-overhead")
     runtimes = parse_runtimes(runtime)
     specs = [
-        RunnerSpec(key, device, prec, compile_mode, cuda_graph)
+        RunnerSpec(key, device, prec, compile_mode, cuda_graph, allow_emulated)
         for key in runtimes
         for prec in parse_precisions(precision)
     ]
@@ -99,6 +101,7 @@ def bench(
     threads: ThreadsOpt = None,
     compile_mode: CompileModeOpt = "default",
     cuda_graph: CudaGraphOpt = False,
+    allow_emulated: EmulatedOpt = False,
     peak_tflops: Annotated[float | None, typer.Option(help="device ceiling for the roofline floor (default: measured)")] = None,
     workdir: WorkdirOpt = None,
     markdown: MarkdownOpt = None,
@@ -115,7 +118,7 @@ def bench(
     if warmup < 0 or iters < 1:
         raise DMPHNError("--warmup must be >= 0 and --iters >= 1")
     _set_threads(threads)
-    specs = _specs(runtime, device, precision, compile_mode, cuda_graph)
+    specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated)
     settings = BenchSettings(
         shapes=[parse_shape(s) for s in (shape or ["256x256"])],
         batches=batch or [1],
@@ -163,6 +166,7 @@ def parity(
     threads: ThreadsOpt = None,
     compile_mode: CompileModeOpt = "default",
     cuda_graph: CudaGraphOpt = False,
+    allow_emulated: EmulatedOpt = False,
     workdir: WorkdirOpt = None,
     markdown: MarkdownOpt = None,
     json_path: JsonOpt = None,
@@ -182,7 +186,7 @@ def parity(
         raise DMPHNError("--expected needs --inputs (the frames those outputs were made from)")
     if expected is not None and not expected.is_dir():
         raise DMPHNError(f"--expected {expected} is not a folder")
-    specs = _specs(runtime, device, precision, compile_mode, cuda_graph)
+    specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated)
     folder, temp = _workdir(workdir)
     try:
         cache = ArtifactCache(checkpoint, folder)

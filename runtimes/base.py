@@ -99,6 +99,15 @@ class Runner(abc.ABC):
         return None
 
     @classmethod
+    def emulation_reason(cls, device: str, precision: str) -> str | None:
+        """Why this pair would run here only emulated, the right numbers far slower than fp32; None when not.
+
+        Such a pair still runs when asked for directly (tests judge its numbers on tiny inputs);
+        benchmarks and parity make it a skipped row unless told to run it anyway.
+        """
+        return None
+
+    @classmethod
     def resolve_device(cls, device: str | None) -> str:
         """``device`` itself, or for None/"auto" the class default (CUDA when there is one)."""
         if device not in (None, "auto"):

@@ -23,6 +23,24 @@ def test_labels_name_runtime_options_device_and_precision():
     assert RunnerSpec("compile", "cuda", "fp16", "max-autotune", True).label == "compile[max-autotune]+graph-cuda-fp16"
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_emulated_pairs_are_skipped_unless_allowed(native, monkeypatch):
+    """bf16 eager PyTorch on a CPU without bf16 instructions (AVX2 only) is emulated, about 10x slower than
+    fp32: a skipped row that says how to run it anyway; with AVX512-BF16 or AMX it simply runs."""
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    for runtime in ("torch", "torch-ref"):
+        reason = RunnerSpec(runtime, "cpu", "bf16").unavailable_reason()
+        if native:
+            assert reason is None
+        else:
+            assert "no bf16 instructions" in reason and "--allow-emulated" in reason
+        assert RunnerSpec(runtime, "cpu", "bf16", allow_emulated=True).unavailable_reason() is None
+        assert RunnerSpec(runtime, "cpu", "fp32").unavailable_reason() is None
+
+
 @pytest.mark.parametrize("runtime", list(runtime_names()))
 def test_every_registered_runtime_has_a_preparation_rule(runtime, make_checkpoint, tmp_path):
     """Each runtime either gives a runner here (not activated) or says why it cannot run."""
