@@ -12,6 +12,11 @@
 # (logs, JUnit XML, bench/parity JSON and markdown). DEVICE=cpu with small frames in REF
 # rehearses the script on a machine without a GPU. All stages take about 10 minutes on an H200
 # (2026-11-26: tests alone were still running after 150 s); split them over calls to fit a lease.
+#
+# The cpu_* stages (never by default) use the lent machine's other asset, an Intel Xeon with AMX:
+# cpu_prep cpu_bench cpu_parity cpu_layout cpu_ort time and judge the CPU runtimes x precisions
+# of issue 16 at 2 threads pinned to CPU_CORES. The machine has no openvino and no NNCF, so
+# OV_SITE brings the openvino wheel's files (a tar.xz) and INT8_IR the int8 IR made elsewhere.
 set -u
 OUT=${OUT:?set OUT to a folder for the results}
 REF=${REF:?set REF to the authors reference folder}
@@ -20,6 +25,10 @@ DEBS=${DEBS:-}      # folder of Debian packages for the C++ build (libpng-dev, n
 PY=${PY:-python3}
 WORK=${WORK:-/tmp/dmphn-gpu}
 DEVICE=${DEVICE:-cuda}
+OV_SITE=${OV_SITE:-}         # cpu_* stages: tar.xz of the openvino wheel's files (the device has no openvino)
+INT8_IR=${INT8_IR:-}         # cpu_* stages: folder with openvino_b1_<H>x<W>_cpu_int8.{xml,bin} made elsewhere (no NNCF there)
+CPU_CORES=${CPU_CORES:-2,3}  # cpu_* stages: the two cores the 2-thread timings are pinned to
+BUNDLE=${BUNDLE:-}           # after each stage, a tar.gz of $OUT here (a lease returns 8 files at most)
 mkdir -p "$OUT" "$WORK"
 export PYTHONUNBUFFERED=1 DMPHN_REFERENCE_DIR="$REF" DMPHN_CACHE="$WORK/cache"
 export PYTHONPATH="$PWD${WHEELS:+:$WORK/site}"
@@ -28,6 +37,10 @@ stages=("$@")
 
 if [ -n "$WHEELS" ]; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" "$WHEELS"/*.whl
+fi
+if [ -n "$OV_SITE" ]; then
+    mkdir -p "$WORK/site" && $PY -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='tar')" "$OV_SITE" "$WORK/site"
+    export PYTHONPATH="$PWD:$WORK/site"
 fi
 CKPT="$WORK/authors_1_2_4_8.pt"
 FRAMES="$REF/test_samples"
@@ -44,6 +57,7 @@ stage() {  # stage NAME CAP_SECONDS COMMAND...: run, log, time, never abort the 
     local rc=$?
     echo "=== $name rc=$rc in $((SECONDS - start))s"
     tail -n 25 "$OUT/$name.log"
+    [ -z "$BUNDLE" ] || tar -czf "$BUNDLE" -C "$OUT" .
 }
 
 facts() {
@@ -111,12 +125,79 @@ cpp() {  # the C++ tool's GPU tests (the build above makes this an incremental n
     PYTHON=$PY $PY -m pytest -m gpu -p no:cacheprovider -q -rs --timeout 300 --junitxml "$OUT/tests_cpp_gpu.xml" tests/cpp
 }
 
-declare -A caps=([facts]=45 [cpp_build]=240 [tests]=300 [bench]=90 [compiled]=200 [parity]=60 [train]=45 [cpp]=90)
+# CPU stages: the lent machine's processor is an Intel Xeon with AMX, which the development
+# machines are only some days; these time #16's CPU runtimes x precisions at 2 threads pinned
+# to CPU_CORES, on the frames in REF (the main table in one process, as the reports need).
+cpu_prep() {  # the float artifacts built and verified with every core (not timed); the int8 IR copied in
+    mkdir -p "$WORK/cpu" && $PY - "$CKPT" "$FRAMES" "$WORK/cpu" <<'EOF'
+import sys, time
+from pathlib import Path
+from benchmarks.prepare import ArtifactCache
+from dmphn_core.imageio import list_images, read_image
+height, width = read_image(list_images(sys.argv[2])[0]).shape[:2]
+cache = ArtifactCache(Path(sys.argv[1]), Path(sys.argv[3]))
+for fmt in ("onnx", "openvino"):
+    begin = time.perf_counter()
+    path = cache.artifact(fmt, 1, height, width, "cpu", "fp32")
+    print(f"{path.name}: built and verified in {time.perf_counter() - begin:.1f} s", flush=True)
+EOF
+    [ $? -eq 0 ] && { [ -z "$INT8_IR" ] || cp -v "$INT8_IR"/openvino_b1_*_cpu_int8.* "$WORK/cpu/"; }
+}
+cpu_cli() {  # cpu_cli MODULE FUNCTION ARGS...: a console script pinned to CPU_CORES
+    local module=$1 function=$2; shift 2
+    taskset -c "$CPU_CORES" $PY -X faulthandler -c "import sys; sys.argv[0] = '$function'; from cli.$module import $function; $function()" "$@"
+}
+cpu_bench() {
+    cpu_cli bench bench_main -c "$CKPT" --runtime torch-ref,torch,ov --precision fp32,bf16,fp16,int8 --device cpu --threads 2 \
+        --inputs "$FRAMES" --warmup 1 --iters 3 --workdir "$WORK/cpu" --json "$OUT/bench_cpu_2t.json" --markdown "$OUT/bench_cpu_2t.md"
+}
+cpu_layout() {  # eager PyTorch on the CPU: memory format x precision, to choose the runner's defaults
+    taskset -c "$CPU_CORES" $PY - "$CKPT" "$FRAMES" "$OUT/torch_layout_cpu_2t.json" <<'EOF'
+import json, statistics, sys, time
+from pathlib import Path
+import torch
+from dmphn_core.imageio import image_to_tensor, list_images, read_image, tensor_to_image
+from dmphn_core.metrics import psnr
+from runtimes.torch_eager import TorchReferenceRunner, TorchRunner
+torch.set_num_threads(2)
+x = image_to_tensor(read_image(list_images(sys.argv[2])[0]))
+rows, reference = [], None
+for cls in (TorchReferenceRunner, TorchRunner):
+    for precision in ("fp32", "bf16"):
+        for channels_last in (False, True):
+            with cls(sys.argv[1], precision=precision, channels_last=channels_last, threads=2) as runner:
+                out = runner.infer(x)
+                times = []
+                for _ in range(2):
+                    begin = time.perf_counter()
+                    runner.infer(x)
+                    times.append(time.perf_counter() - begin)
+            reference = out if reference is None else reference
+            row = {"runtime": cls.runtime, "precision": precision, "channels_last": channels_last, "seconds": times,
+                   "median_s": statistics.median(times), "psnr_vs_first_row_db": min(psnr(tensor_to_image(out), tensor_to_image(reference)), 999.0)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+Path(sys.argv[3]).write_text(json.dumps(rows, indent=2, allow_nan=False, default=str))
+EOF
+}
+cpu_parity() {  # quality only, with every core
+    cli bench parity_main -c "$CKPT" --runtime torch-ref,torch,ov --precision bf16,fp16,int8 --device cpu \
+        --inputs "$FRAMES" --workdir "$WORK/cpu" --json "$OUT/parity_cpu.json" --markdown "$OUT/parity_cpu.md"
+}
+cpu_ort() {  # ONNX Runtime fp32 beside a fresh per-patch baseline (its int8 needs a long calibration at full size)
+    cpu_cli bench bench_main -c "$CKPT" --runtime torch-ref,ort --precision fp32 --device cpu --threads 2 \
+        --inputs "$FRAMES" --warmup 1 --iters 3 --workdir "$WORK/cpu" --json "$OUT/bench_cpu_2t_ort.json" --markdown "$OUT/bench_cpu_2t_ort.md"
+}
+
+declare -A caps=([facts]=45 [cpp_build]=240 [tests]=300 [bench]=90 [compiled]=200 [parity]=60 [train]=45 [cpp]=90
+               [cpu_prep]=150 [cpu_bench]=300 [cpu_layout]=150 [cpu_parity]=150 [cpu_ort]=150)
 for entry in "${stages[@]}"; do
     name=${entry%\&}
     [ "$name" = cpp ] && wait  # the background C++ build
-    run=(stage "$name" "${caps[$name]}" bash -c "$(declare -f cli facts tests bench compiled parity train cpp_build cpp); \
-        PY='$PY' CKPT='$CKPT' FRAMES='$FRAMES' PUBLISHED='$PUBLISHED' WORK='$WORK' REF='$REF' OUT='$OUT' DEVICE='$DEVICE' DEBS='$DEBS' TRAIN_STEPS='${TRAIN_STEPS:-120}' AMP='${AMP:-bf16}'; $name")
+    run=(stage "$name" "${caps[$name]}" bash -c "$(declare -f cli cpu_cli facts tests bench compiled parity train cpp_build cpp \
+        cpu_prep cpu_bench cpu_layout cpu_parity cpu_ort); \
+        PY='$PY' CKPT='$CKPT' FRAMES='$FRAMES' PUBLISHED='$PUBLISHED' WORK='$WORK' REF='$REF' OUT='$OUT' DEVICE='$DEVICE' DEBS='$DEBS' \
+        TRAIN_STEPS='${TRAIN_STEPS:-120}' AMP='${AMP:-bf16}' INT8_IR='$INT8_IR' CPU_CORES='$CPU_CORES'; $name")
     if [ "$name" != "$entry" ]; then "${run[@]}" & else "${run[@]}"; fi
 done
 wait
