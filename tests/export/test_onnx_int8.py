@@ -37,6 +37,32 @@ def test_qdq_int8_quantizes_runs_and_keeps_metadata(tmp_path):
         OnnxRuntimeRunner(fp32, precision="int8").activate()
 
 
+def test_default_recipe_keeps_adds_and_image_space_convolutions_float(tmp_path):
+    """The OpenVINO int8 export's recipe: convolutions only, not those in image space, mean ranges."""
+    model = load_checkpoint(DEMO_CHECKPOINT).build_model()
+    fp32, auto, plain = tmp_path / "m.onnx", tmp_path / "auto.onnx", tmp_path / "plain.onnx"
+    export_onnx(model, fp32, batch=1, height=H, width=W)
+    info = quantize_onnx_int8(fp32, auto, calibration_samples=2)
+    plain_info = quantize_onnx_int8(fp32, plain, calibration_samples=2, keep_float="none")
+    levels = model.config.levels
+    assert len(info["float_convolutions"]) == 2 * levels and plain_info["float_convolutions"] == []
+    assert info["calibration"].startswith("MinMax, mean") and plain_info["calibration"] == "MinMax, global ranges"
+    quantized, everything = onnx.load(str(auto)), onnx.load(str(plain))
+    # the image-space convolutions read float weights (no DequantizeLinear in front of them)
+    dequantized = {node.output[0] for node in quantized.graph.node if node.op_type == "DequantizeLinear"}
+    convs = {node.name: node for node in quantized.graph.node if node.op_type == "Conv"}
+    assert all(convs[name].input[1] not in dequantized for name in info["float_convolutions"])
+    assert sum(node.input[1] in dequantized for node in convs.values()) > 0
+    plain_convs = [node for node in everything.graph.node if node.op_type == "Conv"]
+    plain_dequantized = {node.output[0] for node in everything.graph.node if node.op_type == "DequantizeLinear"}
+    assert all(node.input[1] in plain_dequantized for node in plain_convs)  # plain: every weight int8
+    x = inputs_for("int8", 1, H, W)[0][1]
+    with OnnxRuntimeRunner(auto, precision="int8", threads=1) as runner:
+        assert 20.0 < psnr_db(runner.infer(x), reference_output(model, x)) < 80.0
+    with pytest.raises(DMPHNError, match="keep_float"):
+        quantize_onnx_int8(fp32, tmp_path / "x.onnx", keep_float="some")
+
+
 def test_int8_needs_a_static_dmphn_onnx(onnx_dynamic_batch, tmp_path):
     _, dynamic = onnx_dynamic_batch  # the run's shared dynamic-batch DMPHN-1-2 (conftest)
     with pytest.raises(DMPHNError, match="static-shape"):
