@@ -7,16 +7,17 @@ with per-channel int8 weights and uint8 activations calibrated on
 ``precision`` set to ``int8``; the runner runs such a file only at precision int8.
 
 What is quantized follows :mod:`export.ov_int8`'s recipe as far as ONNX Runtime allows
-(``keep_float="auto"``, the default): ONNX Runtime is asked to quantize the convolutions only
-(``op_types_to_quantize``), not the image-space ones (3 channels in or out: the first of each
-encoder, the last of each decoder), and each activation range is the mean of the calibration
-batches' min/max rather than the extremes over all of them. In QDQ form the tensors between
-convolutions still carry quantize/dequantize pairs, so unlike in the OpenVINO IR the adds are
-not guaranteed to compute in float. Measured on the authors' DMPHN-1-2-4-8, 9 calibration views, four 128x256
-crops of their GoPro frames, PSNR vs fp32 (2-core EPYC, 2026-11-26): everything quantized with
-global min/max (``keep_float="none"``, the previous export) 27.1 / 32.0 / 32.0 / 28.2 dB;
-convolutions only, image-space ones float 36.2 / 37.9 / 35.9 / 35.1 dB; plus mean ranges 39.3 /
-40.6 / 39.8 / 38.9 dB (310 ms per crop at 2 threads, the fp32 graph 397 ms).
+(``keep_float="auto"``, the default): only the inputs of the convolutions
+(``op_types_to_quantize`` Conv/ConvTranspose, their outputs excluded), so the residual adds and
+level joins read float tensors, and not the image-space convolutions (3 channels in or out: the
+first of each encoder, the last of each decoder). Measured on the authors' DMPHN-1-2-4-8,
+PSNR vs the fp32 graph on their GoPro frames 000001 / 000013 at 720x1280, 9 calibration views
+at 128x256 (2-core EPYC, 2026-11-26): convolutions only, image-space ones float, conv outputs
+still quantized 36.2 / 36.3 dB; conv outputs float too 40.15 / 39.96 dB (calibrated at 352x640:
+40.26 / 40.24). Averaging each batch's range instead of taking the extremes gained 2-4 dB on
+128x256 crops but clipped on whole frames (40.9 / 32.0 dB), so the ranges are the extremes.
+Everything quantized (``keep_float="none"``, ONNX Runtime's plain post-training quantization,
+the export before 2026-11-26): 29.3 / 30.0 dB at 352x640.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, metadata_json
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_bytes_atomic
 
-from .calibration import DEFAULT_SAMPLES, calibration_batches
+from .calibration import DEFAULT_SAMPLES, calibration_batches, calibration_shape
 from .to_onnx import read_onnx_metadata
 
 #: Ops ONNX Runtime inserts for QDQ quantization; their presence marks an int8 graph.
@@ -53,6 +54,14 @@ def image_space_convolutions(model: onnx.ModelProto) -> list[str]:
     return [node.name for node in model.graph.node
             if node.op_type in QUANTIZED_OP_TYPES and len(node.input) > 1
             and IMAGE_CHANNELS in shapes.get(node.input[1], [])[:2]]
+
+
+def _fix_shape(model: onnx.ModelProto, shape: list[int]) -> None:
+    """Make the dynamic input and output dims of ``model`` the static ``shape`` (B, 3, H, W)."""
+    for value in (*model.graph.input, *model.graph.output):
+        for dim, size in zip(value.type.tensor_type.shape.dim, shape):
+            dim.Clear()
+            dim.dim_value = size
 
 
 def _reader(batches: list[np.ndarray]):
@@ -76,11 +85,18 @@ def quantize_onnx_int8(
     calibration_dir: str | os.PathLike | None = None,
     calibration_samples: int = DEFAULT_SAMPLES,
     keep_float: str = "auto",
+    calibration_graph: str | os.PathLike | None = None,
+    calibration_hw: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Write the int8 QDQ model of the static fp32 ONNX at ``fp32_path`` to ``path``; returns info.
 
     ``keep_float``: ``"auto"``, the recipe in the module docstring; ``"none"``: every op ONNX
     Runtime can quantize, with global min/max ranges (its plain post-training quantization).
+    ``calibration_graph``: the same model exported with dynamic H and W. When given, that graph
+    is quantized, calibrated at ``calibration_hw`` (default
+    :func:`export.calibration.calibration_shape`), then fixed to the static shape of
+    ``fp32_path``: ONNX Runtime's calibration of the static graph itself needs all of its
+    activations at once (over 24 GB at 720x1280).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -94,25 +110,34 @@ def quantize_onnx_int8(
         raise DMPHNError("int8 quantization needs a static-shape ONNX (export without --dynamic-batch/--dynamic-hw)")
     if keep_float not in ("auto", "none"):
         raise DMPHNError(f"keep_float must be 'auto' or 'none', got {keep_float!r}")
-    calibration = calibration_batches(batch, height, width, calibration_dir, calibration_samples)
+    calib_h, calib_w = height, width
+    if calibration_graph is not None:
+        dynamic = read_onnx_metadata(onnx.load(str(calibration_graph)))
+        if dynamic is None or dynamic["input"]["shape"][2:] != ["height", "width"] or dynamic["config"] != metadata["config"]:
+            raise DMPHNError(f"{calibration_graph} is not this model with dynamic H and W (dmphn-export onnx --dynamic-hw)")
+        calib_h, calib_w = calibration_hw or calibration_shape(height, width, tuple(metadata["size_block_hw"]))
+    calibration = calibration_batches(batch, calib_h, calib_w, calibration_dir, calibration_samples)
     recipe = keep_float == "auto"
     with tempfile.TemporaryDirectory(prefix="dmphn-qdq-") as scratch:
         prepared, quantized = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quant_pre_process(str(calibration_graph or fp32_path), str(prepared), skip_symbolic_shape=True)
         float_convolutions = image_space_convolutions(onnx.load(str(prepared))) if recipe else []
         scope: dict[str, Any] = {"op_types_to_quantize": list(QUANTIZED_OP_TYPES),
                                  "nodes_to_exclude": float_convolutions} if recipe else {}
+        outputs_float = {"OpTypesToExcludeOutputQuantization": list(QUANTIZED_OP_TYPES)} if recipe else {}
         quantize_static(
             str(prepared), str(quantized), _reader(calibration), quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-            calibrate_method=CalibrationMethod.MinMax, extra_options={"CalibMovingAverage": recipe}, **scope,
+            calibrate_method=CalibrationMethod.MinMax, extra_options=outputs_float, **scope,
         )
         model = onnx.load(str(quantized))
+    if calibration_graph is not None:
+        _fix_shape(model, [batch, 3, height, width])
     info = {"tool": "onnxruntime.quantization", "format": "QDQ", "weights": "int8 per channel",
             "activations": "uint8 per tensor", "keep_float": keep_float,
-            "calibration": "MinMax, mean of the batches' ranges" if recipe else "MinMax, global ranges",
-            "quantized_op_types": list(QUANTIZED_OP_TYPES) if recipe else "all ONNX Runtime quantizes",
+            "calibration": "MinMax", "quantized": "convolution inputs" if recipe else "all ONNX Runtime quantizes",
             "float_convolutions": float_convolutions, "calibration_batches": len(calibration),
+            "calibration_shape": [batch, 3, calib_h, calib_w],
             "calibration_source": str(calibration_dir) if calibration_dir else "camera-shake views of bundled photos"}
     metadata = {**metadata, "precision": "int8", "quantization": info}
     del model.metadata_props[:]

@@ -13,10 +13,9 @@ plain NNCF post-training quantization gives 32.5-34.6 dB. Two things carry most 
 Keeping both float gives 40.3-41.5 dB at 1.5x the fp32 speed on that CPU (without bias
 correction, which NNCF applies by default and which cost 0.3-0.5 dB here: 40.8-41.7 dB).
 
-Calibration runs on a model with dynamic H and W at a small shape (:data:`CALIBRATION_SHAPE`):
-DMPHN is fully convolutional, so per-tensor activation ranges and per-channel weight scales do
-not depend on the image size, and 9 images at 128x256 take seconds where 9 at 720x1280 take
-many minutes on two cores. The quantized model is then fixed to the export shape.
+Calibration runs on a model with dynamic H and W at a small shape
+(:data:`export.calibration.CALIBRATION_SHAPE`, which says why); the quantized model is then
+fixed to the export shape.
 """
 
 from __future__ import annotations
@@ -29,18 +28,9 @@ import numpy as np
 
 #: op types NNCF leaves in float: the residual adds and the joins between levels
 FLOAT_OP_TYPES = ("Add",)
-#: (H, W) the int8 model is calibrated and checked at, or the export shape if that is smaller
-CALIBRATION_SHAPE = (128, 256)
 #: PSNR (dB) a perfect match counts as in the accuracy metric (it must be finite)
 PSNR_CAP_DB = 100.0
 IMAGE_CHANNELS = 3
-
-
-def calibration_shape(height: int, width: int, size_block: tuple[int, int]) -> tuple[int, int]:
-    """The smaller of the export shape and :data:`CALIBRATION_SHAPE`, on the size block."""
-    bh, bw = size_block
-    ch, cw = CALIBRATION_SHAPE
-    return min(height, max(bh, ch // bh * bh)), min(width, max(bw, cw // bw * bw))
 
 
 def image_space_convolutions(model) -> list[str]:

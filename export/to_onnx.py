@@ -291,15 +291,17 @@ def read_onnx_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
 
 def _build(model: DMPHN, path: Path, *, batch: int, height: int, width: int, device: str, precision: str,
            calibration_dir: str | os.PathLike | None = None, **options: Any) -> dict[str, Any]:
-    """A float32 graph traced on the CPU; for int8, its QDQ quantization (:mod:`export.onnx_int8`)."""
+    """A float32 graph traced on the CPU; for int8, its QDQ quantization (:mod:`export.onnx_int8`),
+    calibrated through a copy of the graph with dynamic H and W at a small shape."""
     if precision != "int8":
         return export_onnx(model, path, batch=batch, height=height, width=width, **options)
     from .onnx_int8 import quantize_onnx_int8
 
     with tempfile.TemporaryDirectory(prefix="dmphn-onnx-int8-") as scratch:
-        fp32 = Path(scratch) / "fp32.onnx"
+        fp32, dynamic = Path(scratch) / "fp32.onnx", Path(scratch) / "fp32_dynamic_hw.onnx"
         info = export_onnx(model, fp32, batch=batch, height=height, width=width, **options)
-        return {**info, "int8": quantize_onnx_int8(fp32, path, calibration_dir=calibration_dir)}
+        export_onnx(model, dynamic, batch=batch, height=height, width=width, dynamic_hw=True)
+        return {**info, "int8": quantize_onnx_int8(fp32, path, calibration_dir=calibration_dir, calibration_graph=dynamic)}
 
 
 EXPORTER = Exporter(format="onnx", runtime="ort", suffix=".onnx", precisions=("fp32", "int8"), devices=("cpu",),

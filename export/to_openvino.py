@@ -31,9 +31,9 @@ from dmphn_core.artifact import OPENVINO_RT_INFO_KEY, artifact_metadata, metadat
 from dmphn_core.errors import DMPHNError
 from dmphn_core.model import DMPHN
 
-from .calibration import DEFAULT_SAMPLES, calibration_batches, shaken_photos
+from .calibration import DEFAULT_SAMPLES, calibration_batches, calibration_shape, shaken_photos
 from .exporter import Exporter
-from .ov_int8 import calibration_shape, quantize_int8
+from .ov_int8 import quantize_int8
 from .to_onnx import export_onnx
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")

@@ -37,8 +37,14 @@ def test_qdq_int8_quantizes_runs_and_keeps_metadata(tmp_path):
         OnnxRuntimeRunner(fp32, precision="int8").activate()
 
 
+def _adds_reading_only_dequantized(model: onnx.ModelProto) -> int:
+    producers = {output: node.op_type for node in model.graph.node for output in node.output}
+    return sum(all(producers.get(name) == "DequantizeLinear" for name in node.input)
+               for node in model.graph.node if node.op_type == "Add")
+
+
 def test_default_recipe_keeps_adds_and_image_space_convolutions_float(tmp_path):
-    """The OpenVINO int8 export's recipe: convolutions only, not those in image space, mean ranges."""
+    """The OpenVINO int8 export's recipe: convolution inputs only (adds read float tensors), not in image space."""
     model = load_checkpoint(DEMO_CHECKPOINT).build_model()
     fp32, auto, plain = tmp_path / "m.onnx", tmp_path / "auto.onnx", tmp_path / "plain.onnx"
     export_onnx(model, fp32, batch=1, height=H, width=W)
@@ -46,13 +52,15 @@ def test_default_recipe_keeps_adds_and_image_space_convolutions_float(tmp_path):
     plain_info = quantize_onnx_int8(fp32, plain, calibration_samples=2, keep_float="none")
     levels = model.config.levels
     assert len(info["float_convolutions"]) == 2 * levels and plain_info["float_convolutions"] == []
-    assert info["calibration"].startswith("MinMax, mean") and plain_info["calibration"] == "MinMax, global ranges"
+    assert info["quantized"] == "convolution inputs" and plain_info["quantized"] == "all ONNX Runtime quantizes"
     quantized, everything = onnx.load(str(auto)), onnx.load(str(plain))
     # the image-space convolutions read float weights (no DequantizeLinear in front of them)
     dequantized = {node.output[0] for node in quantized.graph.node if node.op_type == "DequantizeLinear"}
     convs = {node.name: node for node in quantized.graph.node if node.op_type == "Conv"}
     assert all(convs[name].input[1] not in dequantized for name in info["float_convolutions"])
     assert sum(node.input[1] in dequantized for node in convs.values()) > 0
+    # every Add reads at least one float tensor in the recipe; plain quantization dequantizes all its inputs
+    assert _adds_reading_only_dequantized(quantized) == 0 < _adds_reading_only_dequantized(everything)
     plain_convs = [node for node in everything.graph.node if node.op_type == "Conv"]
     plain_dequantized = {node.output[0] for node in everything.graph.node if node.op_type == "DequantizeLinear"}
     assert all(node.input[1] in plain_dequantized for node in plain_convs)  # plain: every weight int8
@@ -73,3 +81,23 @@ def test_int8_needs_a_static_dmphn_onnx(onnx_dynamic_batch, tmp_path):
     onnx.save(plain, str(bare))
     with pytest.raises(DMPHNError, match="no DMPHN metadata"):
         quantize_onnx_int8(bare, tmp_path / "q.onnx")
+
+
+def test_calibrated_through_a_dynamic_graph_then_fixed_to_the_export_shape(tmp_path):
+    """At 720p ONNX Runtime's calibration of the static graph needs over 24 GB, so the export
+    calibrates a dynamic-H/W copy at a small shape and fixes the result to the static shape."""
+    model = load_checkpoint(DEMO_CHECKPOINT).build_model()
+    fp32, dynamic, int8 = tmp_path / "m.onnx", tmp_path / "dyn.onnx", tmp_path / "q.onnx"
+    export_onnx(model, fp32, batch=1, height=2 * H, width=2 * W)
+    export_onnx(model, dynamic, batch=1, height=2 * H, width=2 * W, dynamic_hw=True)
+    info = quantize_onnx_int8(fp32, int8, calibration_samples=2, calibration_graph=dynamic, calibration_hw=(H, W))
+    assert info["calibration_shape"] == [1, 3, H, W] and len(info["float_convolutions"]) == 2 * model.config.levels
+    quantized = onnx.load(str(int8))
+    dims = [[d.dim_value for d in v.type.tensor_type.shape.dim] for v in (quantized.graph.input[0], quantized.graph.output[0])]
+    assert dims == [[1, 3, 2 * H, 2 * W]] * 2 and is_quantized(quantized)
+    assert read_onnx_metadata(quantized)["export_shape"] == [1, 3, 2 * H, 2 * W]
+    x = inputs_for("int8", 1, 2 * H, 2 * W)[0][1]
+    with OnnxRuntimeRunner(int8, precision="int8", threads=1) as runner:
+        assert 20.0 < psnr_db(runner.infer(x), reference_output(model, x)) < 80.0
+    with pytest.raises(DMPHNError, match="dynamic H and W"):
+        quantize_onnx_int8(fp32, tmp_path / "x.onnx", calibration_graph=fp32)

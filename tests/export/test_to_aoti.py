@@ -10,7 +10,6 @@ from runtimes.aoti import AOTIRunner
 from runtimes.compare import compare_outputs, tolerance_for
 from tests.conftest import photo_batch, random_model, trained_model
 
-
 # Every test here that compiles an AOTInductor package (30-70 s each on 2 cores, a C++ build) is
 # in the slow tier; the refusals before compiling are not.
 

@@ -10,8 +10,8 @@ pytest.importorskip("openvino", reason="openvino is not installed (pip install o
 from dmphn_core.artifact import read_metadata  # noqa: E402
 from dmphn_core.errors import DMPHNError  # noqa: E402
 from dmphn_core.imageio import write_image  # noqa: E402
-from export.calibration import calibration_batches  # noqa: E402
-from export.ov_int8 import PSNR_CAP_DB, calibration_shape, fake_quantize_count, image_space_convolutions, mean_psnr  # noqa: E402
+from export.calibration import calibration_batches, calibration_shape  # noqa: E402
+from export.ov_int8 import PSNR_CAP_DB, fake_quantize_count, image_space_convolutions, mean_psnr  # noqa: E402
 from export.to_openvino import export_openvino  # noqa: E402
 from export.verify import inputs_for, reference_output  # noqa: E402
 from runtimes.compare import psnr_db  # noqa: E402
