@@ -33,6 +33,7 @@ import onnx
 from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, metadata_json
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_bytes_atomic
+from dmphn_core.model import IMAGE_CHANNELS
 
 from .calibration import DEFAULT_SAMPLES, calibration_batches, calibration_shape
 from .to_onnx import read_onnx_metadata
@@ -41,7 +42,6 @@ from .to_onnx import read_onnx_metadata
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 #: The op types the default recipe asks ONNX Runtime to quantize.
 QUANTIZED_OP_TYPES = ("Conv", "ConvTranspose")
-IMAGE_CHANNELS = 3
 
 
 def is_quantized(model: onnx.ModelProto) -> bool:

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from dmphn_core.model import IMAGE_CHANNELS
+
 #: op types NNCF leaves in float: the residual adds and the joins between levels
 FLOAT_OP_TYPES = ("Add",)
 #: PSNR (dB) a perfect match counts as in the accuracy metric (it must be finite)
 PSNR_CAP_DB = 100.0
-IMAGE_CHANNELS = 3
 
 
 def image_space_convolutions(model) -> list[str]:
