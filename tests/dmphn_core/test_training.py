@@ -259,6 +259,7 @@ def _torchrun(args, env=None):
     )
 
 
+@pytest.mark.slow  # two training processes plus one: ~30 s on 2 cores
 def test_ddp_on_two_cpu_processes_equals_one_process(tiny_data, tmp_path):
     common = ["--levels", "1", "--batch", "2", "--crop", "32", "--lr", "1e-3", "--steps", "3", "--workers", "0",
               "--device", "cpu", "--val-every", "1000", "--ckpt-every", "1000", "--no-progress"]

@@ -91,6 +91,7 @@ def test_int8_keeps_adds_and_image_space_convolutions_float(tmp_path):
         OpenVINORunner(auto, precision="fp32").activate()
 
 
+@pytest.mark.slow  # NNCF's accuracy control ranks every quantizer: ~18 s on 2 cores
 def test_int8_accuracy_control_runs_when_the_target_misses(tmp_path):
     """An unreachable target makes NNCF's accuracy control revert layers (one here: fast) and say so."""
     pytest.importorskip("nncf", reason="int8 export needs nncf (pip install nncf)")

@@ -39,6 +39,7 @@ def test_unavailable_reasons():
     assert "TF32" in AOTIRunner.unavailable_reason("cpu", "tf32")
 
 
+@pytest.mark.slow  # the run's AOTInductor package: a 30-70 s compile
 def test_packages_run_with_tf32_off(aoti_package, monkeypatch):
     """A package's convolutions call ATen, which reads cuDNN's TF32 switch at run time (PyTorch's
     default is on): an fp32 package on CUDA ran TF32 until the runner turned it off (H200, 2026-11-26)."""
