@@ -45,9 +45,9 @@ fi
 CKPT="$WORK/authors_1_2_4_8.pt"
 FRAMES="$REF/test_samples"
 PUBLISHED="$REF/test_results/DMPHN_1_2_4_8_test_res"
-cli() {  # cli MODULE FUNCTION ARGS...: a console script without installing the package
+cli() {  # [PIN=CORES] cli MODULE FUNCTION ARGS...: a console script without installing the package (pinned with taskset)
     local module=$1 function=$2; shift 2
-    $PY -X faulthandler -c "import sys; sys.argv[0] = '$function'; from cli.$module import $function; $function()" "$@"
+    ${PIN:+taskset -c "$PIN"} $PY -X faulthandler -c "import sys; sys.argv[0] = '$function'; from cli.$module import $function; $function()" "$@"
 }
 stage() {  # stage NAME CAP_SECONDS COMMAND...: run, log, time, never abort the script
     local name=$1 cap=$2; shift 2
@@ -143,12 +143,8 @@ for fmt in ("onnx", "openvino"):
 EOF
     [ $? -eq 0 ] && { [ -z "$INT8_IR" ] || cp -v "$INT8_IR"/openvino_b1_*_cpu_int8.* "$WORK/cpu/"; }
 }
-cpu_cli() {  # cpu_cli MODULE FUNCTION ARGS...: a console script pinned to CPU_CORES
-    local module=$1 function=$2; shift 2
-    taskset -c "$CPU_CORES" $PY -X faulthandler -c "import sys; sys.argv[0] = '$function'; from cli.$module import $function; $function()" "$@"
-}
 cpu_bench() {  # no fp16: OpenVINO fp16 on AVX512-FP16 without AMX-FP16 took the rest of a 300 s cap (2026-11-26)
-    cpu_cli bench bench_main -c "$CKPT" --runtime torch-ref,torch,ov --precision fp32,bf16,int8 --device cpu --threads 2 \
+    PIN=$CPU_CORES cli bench bench_main -c "$CKPT" --runtime torch-ref,torch,ov --precision fp32,bf16,int8 --device cpu --threads 2 \
         --inputs "$FRAMES" --warmup 1 --iters 3 --workdir "$WORK/cpu" --json "$OUT/bench_cpu_2t.json" --markdown "$OUT/bench_cpu_2t.md"
 }
 cpu_layout() {  # eager PyTorch on the CPU: memory format x precision, to choose the runner's defaults
@@ -185,7 +181,7 @@ cpu_parity() {  # quality only, with every core
         --inputs "$FRAMES" --workdir "$WORK/cpu" --json "$OUT/parity_cpu.json" --markdown "$OUT/parity_cpu.md"
 }
 cpu_ort() {  # ONNX Runtime fp32 beside a fresh per-patch baseline (its int8 needs a long calibration at full size)
-    cpu_cli bench bench_main -c "$CKPT" --runtime torch-ref,ort --precision fp32 --device cpu --threads 2 \
+    PIN=$CPU_CORES cli bench bench_main -c "$CKPT" --runtime torch-ref,ort --precision fp32 --device cpu --threads 2 \
         --inputs "$FRAMES" --warmup 1 --iters 3 --workdir "$WORK/cpu" --json "$OUT/bench_cpu_2t_ort.json" --markdown "$OUT/bench_cpu_2t_ort.md"
 }
 
@@ -194,7 +190,7 @@ declare -A caps=([facts]=45 [cpp_build]=240 [tests]=300 [bench]=90 [compiled]=20
 for entry in "${stages[@]}"; do
     name=${entry%\&}
     [ "$name" = cpp ] && wait  # the background C++ build
-    run=(stage "$name" "${caps[$name]}" bash -c "$(declare -f cli cpu_cli facts tests bench compiled parity train cpp_build cpp \
+    run=(stage "$name" "${caps[$name]}" bash -c "$(declare -f cli facts tests bench compiled parity train cpp_build cpp \
         cpu_prep cpu_bench cpu_layout cpu_parity cpu_ort); \
         PY='$PY' CKPT='$CKPT' FRAMES='$FRAMES' PUBLISHED='$PUBLISHED' WORK='$WORK' REF='$REF' OUT='$OUT' DEVICE='$DEVICE' DEBS='$DEBS' \
         TRAIN_STEPS='${TRAIN_STEPS:-120}' AMP='${AMP:-bf16}' INT8_IR='$INT8_IR' CPU_CORES='$CPU_CORES'; $name")

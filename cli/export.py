@@ -17,6 +17,7 @@ from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.errors import DMPHNError
 from dmphn_core.model import DMPHN
 from dmphn_core.precision import check_precision, tolerance_for
+from export.calibration import check_keep_float
 from export.exporter import export_verified, exporter_for
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-export: "))
@@ -182,8 +183,7 @@ def openvino(
                          f"fp32 one: export with --precision fp32 and run it at {precision} on a CPU that has it")
     if calibration is not None and precision != "int8":
         raise DMPHNError("--calibration is for --precision int8 only")
-    if keep_float not in ("auto", "none"):
-        raise DMPHNError(f"--keep-float must be auto or none, got {keep_float!r}")
+    check_keep_float(keep_float, "--keep-float")
     model = _load(checkpoint, height, width, batch)
     output = output or _default_output(model, batch, height, width, "openvino", f"_{precision}")
     if output.suffix.lower() != ".xml":

@@ -29,6 +29,16 @@ DEFAULT_SAMPLES = 9
 CALIBRATION_SHAPE = (128, 256)
 
 
+#: what an int8 export keeps float: "auto", the recipe of both int8 exporters (export/ov_int8.py,
+#: export/onnx_int8.py), or "none", the quantizer's plain post-training quantization
+KEEP_FLOAT = ("auto", "none")
+
+
+def check_keep_float(keep_float: str, name: str = "keep_float") -> None:
+    if keep_float not in KEEP_FLOAT:
+        raise DMPHNError(f"{name} must be {' or '.join(KEEP_FLOAT)}, got {keep_float!r}")
+
+
 def calibration_shape(height: int, width: int, size_block: tuple[int, int]) -> tuple[int, int]:
     """The smaller of the export shape and :data:`CALIBRATION_SHAPE`, on the size block."""
     bh, bw = size_block
@@ -81,10 +91,13 @@ def folder_images(folder: str | os.PathLike, height: int, width: int, count: int
 
 
 def calibration_batches(
-    batch: int, height: int, width: int, folder: str | os.PathLike | None = None, count: int = DEFAULT_SAMPLES
+    batch: int, height: int, width: int, folder: str | os.PathLike | None = None, count: int = DEFAULT_SAMPLES,
+    seed: int = 0,
 ) -> list[np.ndarray]:
-    """(batch, 3, H, W) float32 arrays in [0, 1] for calibration: from ``folder``, else shaken photos."""
+    """(batch, 3, H, W) float32 arrays in [0, 1] for calibration: from ``folder``, else shaken photos
+    (``seed`` picks the shake paths: another seed gives held-out views of the same photos)."""
     if count < 1:
         raise DMPHNError(f"need at least one calibration image, got {count}")
-    images = folder_images(folder, height, width, count) if folder is not None else shaken_photos(height, width, count)
+    images = (folder_images(folder, height, width, count) if folder is not None
+              else shaken_photos(height, width, count, seed=seed))
     return _batches(images, batch)

@@ -35,7 +35,7 @@ from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_bytes_atomic
 from dmphn_core.model import IMAGE_CHANNELS
 
-from .calibration import DEFAULT_SAMPLES, calibration_batches, calibration_shape
+from .calibration import DEFAULT_SAMPLES, calibration_batches, calibration_shape, check_keep_float
 from .to_onnx import read_onnx_metadata
 
 #: Ops ONNX Runtime inserts for QDQ quantization; their presence marks an int8 graph.
@@ -108,8 +108,7 @@ def quantize_onnx_int8(
     batch, _, height, width = metadata["export_shape"]
     if any(isinstance(dim, str) for dim in metadata["input"]["shape"]):
         raise DMPHNError("int8 quantization needs a static-shape ONNX (export without --dynamic-batch/--dynamic-hw)")
-    if keep_float not in ("auto", "none"):
-        raise DMPHNError(f"keep_float must be 'auto' or 'none', got {keep_float!r}")
+    check_keep_float(keep_float)
     calib_h, calib_w = height, width
     if calibration_graph is not None:
         dynamic = read_onnx_metadata(onnx.load(str(calibration_graph)))

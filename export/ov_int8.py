@@ -28,6 +28,8 @@ import numpy as np
 
 from dmphn_core.model import IMAGE_CHANNELS
 
+from .calibration import check_keep_float
+
 #: op types NNCF leaves in float: the residual adds and the joins between levels
 FLOAT_OP_TYPES = ("Add",)
 #: PSNR (dB) a perfect match counts as in the accuracy metric (it must be finite)
@@ -100,8 +102,7 @@ def quantize_int8(
     """
     import nncf
 
-    if keep_float not in ("auto", "none"):
-        raise ValueError(f"keep_float must be 'auto' or 'none', got {keep_float!r}")
+    check_keep_float(keep_float)
     nncf.set_log_level(logging.ERROR)  # NNCF logs progress bars and INFO lines by default
     names = image_space_convolutions(model) if keep_float == "auto" else []
     types = list(FLOAT_OP_TYPES) if keep_float == "auto" else []

@@ -25,13 +25,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dmphn_core.artifact import OPENVINO_RT_INFO_KEY, artifact_metadata, metadata_json
 from dmphn_core.errors import DMPHNError
 from dmphn_core.model import DMPHN
 
-from .calibration import DEFAULT_SAMPLES, calibration_batches, calibration_shape, shaken_photos
+from .calibration import DEFAULT_SAMPLES, calibration_batches, calibration_shape
 from .exporter import Exporter
 from .ov_int8 import quantize_int8
 from .to_onnx import export_onnx
@@ -111,7 +109,7 @@ def _int8_model(model: DMPHN, batch: int, height: int, width: int, calibration_d
         dynamic = ov.convert_model(str(onnx_path))
     calibration = calibration_batches(batch, ch, cw, calibration_dir, calibration_samples)
     # checked on other camera-shake views than the default calibration set (another seed)
-    validation = _batches_of(shaken_photos(ch, cw, VALIDATION_SAMPLES, seed=1), batch)
+    validation = calibration_batches(batch, ch, cw, count=VALIDATION_SAMPLES, seed=1)
     quantized, quant_info = quantize_int8(dynamic, calibration, validation, **options)
     quantized.reshape({0: [batch, 3, height, width]})
     quant_info["calibration_source"] = str(calibration_dir) if calibration_dir else "camera-shake views of bundled photos"
@@ -129,11 +127,6 @@ def _int8_model(model: DMPHN, batch: int, height: int, width: int, calibration_d
         + ("; accuracy control ran" if quant_info["accuracy_control_ran"] else "") + ")",
     ]
     return quantized, info, lines
-
-
-def _batches_of(images: list[np.ndarray], batch: int) -> list[np.ndarray]:
-    chw = [np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) for image in images]
-    return [np.stack([chw[(k + i) % len(chw)] for i in range(batch)]) for k in range(0, len(chw), batch)]
 
 
 def _save_pair(ov_model, xml_path: Path, bin_path: Path, *, compress_to_fp16: bool) -> None:

@@ -13,7 +13,7 @@ from dmphn_core.artifact import config_of, read_metadata
 from dmphn_core.errors import DMPHNError
 
 from .base import Runner, require_cuda
-from .torch_utils import cpu_emulation_reason, tf32_mode
+from .torch_utils import tf32_mode
 
 
 class AOTIRunner(Runner):
@@ -22,6 +22,7 @@ class AOTIRunner(Runner):
     runtime = "aoti"
     artifact_format = "aoti"
     precisions = ("fp32", "fp16", "bf16")
+    uses_torch_cpu_kernels = True
     precision_note = "packages are built in fp32, fp16 or bf16; TF32 is not a package option"
     rank = 5
 
@@ -45,10 +46,6 @@ class AOTIRunner(Runner):
         if device == "cpu" and precision == "fp16":
             return "fp16 on the CPU has no fast kernels in Inductor; use bf16 or fp32 on the CPU"
         return None
-
-    @classmethod
-    def emulation_reason(cls, device: str, precision: str) -> str | None:
-        return cpu_emulation_reason(precision) if device == "cpu" else None
 
     def _activate(self) -> None:
         if self.device == "cuda":

@@ -24,6 +24,8 @@ from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHNConfig
 from dmphn_core.precision import PRECISIONS
 
+from .torch_utils import cpu_emulation_reason
+
 DEVICES = ("cpu", "cuda")
 
 
@@ -58,6 +60,9 @@ class Runner(abc.ABC):
     needs_service: ClassVar[str | None] = None
     #: keyword options of the constructor a benchmark spec may set (``mode``, ``cuda_graph``)
     options: ClassVar[tuple[str, ...]] = ()
+    #: whether it computes on the CPU with PyTorch's kernels, which emulate bf16/fp16 where the
+    #: CPU lacks the instructions (:func:`runtimes.torch_utils.cpu_emulation_reason`)
+    uses_torch_cpu_kernels: ClassVar[bool] = False
 
     def __init__(
         self, *, device: str = "cpu", precision: str = "fp32", name: str | None = None, threads: int | None = None
@@ -105,7 +110,7 @@ class Runner(abc.ABC):
         Such a pair still runs when asked for directly (tests judge its numbers on tiny inputs);
         benchmarks and parity make it a skipped row unless told to run it anyway.
         """
-        return None
+        return cpu_emulation_reason(precision) if cls.uses_torch_cpu_kernels and device == "cpu" else None
 
     @classmethod
     def resolve_device(cls, device: str | None) -> str:

@@ -21,7 +21,7 @@ from dmphn_core.precision import torch_dtype
 from .base import Runner, require_cuda
 from .cuda_graph import CudaGraphCache
 from .torch_eager import ModelSource, _resolve_model
-from .torch_utils import Float32IO, cpu_emulation_reason, tf32_mode
+from .torch_utils import Float32IO, tf32_mode
 
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
 
@@ -32,6 +32,7 @@ class TorchCompileRunner(Runner):
     default_for_format = False  # a checkpoint file runs with "torch" unless asked
     precisions = ("fp32", "tf32", "fp16", "bf16")
     rank = 6
+    uses_torch_cpu_kernels = True
     options = ("mode", "cuda_graph")
 
     def __init__(
@@ -70,10 +71,6 @@ class TorchCompileRunner(Runner):
         if device == "cpu" and not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
             return "Inductor on the CPU compiles C++: no C++ compiler (g++/clang++) on PATH"
         return None
-
-    @classmethod
-    def emulation_reason(cls, device: str, precision: str) -> str | None:
-        return cpu_emulation_reason(precision) if device == "cpu" else None
 
     def _activate(self) -> None:
         if self.device == "cuda":

@@ -15,7 +15,7 @@ from dmphn_core.precision import torch_dtype
 from dmphn_core.reference import PerPatchDMPHN
 
 from .base import Runner, require_cuda
-from .torch_utils import cpu_emulation_reason, tf32_mode
+from .torch_utils import tf32_mode
 
 
 class ModelFromCheckpoint:
@@ -64,6 +64,7 @@ class TorchRunner(Runner):
     precisions = ("fp32", "tf32", "fp16", "bf16")
     rank = 0
     per_patch = False
+    uses_torch_cpu_kernels = True
 
     def __init__(
         self, model: ModelSource = None, *, device: str = "cpu", precision: str = "fp32",
@@ -74,10 +75,6 @@ class TorchRunner(Runner):
         self._source = model
         self.channels_last = (device == "cpu" and precision in ("bf16", "fp16")) if channels_last is None else channels_last
         self.model: nn.Module | None = None
-
-    @classmethod
-    def emulation_reason(cls, device: str, precision: str) -> str | None:
-        return cpu_emulation_reason(precision) if device == "cpu" else None
 
     def _activate(self) -> None:
         if self.device == "cuda":
