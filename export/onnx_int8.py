@@ -112,7 +112,8 @@ def quantize_onnx_int8(
     calib_h, calib_w = height, width
     if calibration_graph is not None:
         dynamic = read_onnx_metadata(onnx.load(str(calibration_graph)))
-        if dynamic is None or dynamic["input"]["shape"][2:] != ["height", "width"] or dynamic["config"] != metadata["config"]:
+        dynamic_hw = dynamic is not None and all(isinstance(dim, str) for dim in dynamic["input"]["shape"][2:])
+        if not dynamic_hw or dynamic["config"] != metadata["config"]:
             raise DMPHNError(f"{calibration_graph} is not this model with dynamic H and W (dmphn-export onnx --dynamic-hw)")
         calib_h, calib_w = calibration_hw or calibration_shape(height, width, tuple(metadata["size_block_hw"]))
     calibration = calibration_batches(batch, calib_h, calib_w, calibration_dir, calibration_samples)
