@@ -11,6 +11,7 @@ import typer
 from cli.common import new_app, user_errors
 from dmphn_core import authors
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, import_authors_checkpoint, load_checkpoint, save_checkpoint
+from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import strict_json
 from dmphn_core.geometry import LAYOUTS
 from dmphn_core.model import DMPHN, DMPHNConfig
@@ -57,6 +58,14 @@ def import_authors(
     print(f"wrote {output} ({ckpt.config.name}, {layout} layout{known})")
 
 
+def describe_missing(missing: dict[str, str]) -> str:
+    """``{relative path: reason}`` as one line, by reason: ``HTTP 404 Not Found: a.png, b.png``."""
+    by_reason: dict[str, list[str]] = {}
+    for relative, reason in sorted(missing.items()):
+        by_reason.setdefault(reason, []).append(relative)
+    return "; ".join(f"{reason}: {', '.join(names)}" for reason, names in by_reason.items())
+
+
 @app.command("fetch-authors")
 @user_errors
 def fetch_authors(
@@ -64,18 +73,25 @@ def fetch_authors(
     variant: Annotated[str, typer.Option(help=f"the authors' hierarchy: {', '.join(authors.VARIANTS)}")] = authors.DEFAULT_VARIANT,
     base_url: Annotated[str, typer.Option(help="where the repository's files are (a mirror URL or a local copy); same relative paths")] = authors.DEFAULT_BASE_URL,
     cache: Annotated[Path | None, typer.Option(help="keeps the downloads (default: $DMPHN_CACHE, else $XDG_CACHE_HOME/dmphn, else ~/.cache/dmphn)")] = None,
-    frames: Annotated[Path | None, typer.Option(help="also download their 20 test frames and both sets of published outputs here")] = None,
+    frames: Annotated[Path | None, typer.Option(help="also download their 20 test frames and both sets of published outputs here (after the weights)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the server")] = authors.DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Download the authors' GoPro weights at the pinned commit, check every sha256, import them."""
+    """Download the authors' GoPro weights at the pinned commit, check every sha256, import them;
+    then, with --frames, their test frames (a missing frame is named and costs nothing else)."""
     if timeout <= 0:
         raise ValueError("--timeout must be positive")
-    ckpt = authors.fetch_authors(variant, output, base_url=base_url, cache=cache, frames=frames, timeout=timeout)
+    ckpt = authors.fetch_authors(variant, output, base_url=base_url, cache=cache, timeout=timeout)
     cached = authors.cached_checkpoint_path(variant, cache)
-    print(f"{authors.weights_label(variant)}: sha256 of every file ok; cached {cached}"
-          + (f"; wrote {output}" if output else "") + (f"; frames and published outputs in {frames}" if frames else ""))
+    print(f"{authors.weights_label(variant)}: sha256 of every file ok; cached {cached}" + (f"; wrote {output}" if output else ""))
     alias = f" (or --model authors{'' if variant == authors.DEFAULT_VARIANT else '-' + variant})" if cache is None else ""
-    print(f"use it with --model {output or cached}{alias}: {ckpt.config.name}, authors layout")
+    print(f"use it with --model {output or cached}{alias}: {ckpt.config.name}, authors layout", flush=True)
+    if frames is None:
+        return
+    paths, missing = authors.fetch_frames(frames, base_url=base_url, timeout=timeout)
+    print(f"frames and published outputs: {len(paths)} of {len(paths) + len(missing)} files in {frames} (sha256 ok)")
+    if missing:
+        raise DMPHNError(f"{len(missing)} frame file(s) could not be fetched ({describe_missing(missing)}); the weights and "
+                         f"the {len(paths)} files above are kept and usable; rerun the same command to retry the rest")
 
 
 @app.command()

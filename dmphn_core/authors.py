@@ -43,7 +43,6 @@ DEFAULT_VARIANT = "1-2-4-8"
 
 #: Where tests and reports find a local copy of the reference files (same relative paths).
 REFERENCE_DIR_ENV = "DMPHN_REFERENCE_DIR"
-#: Overrides the per-user cache folder.
 
 #: A faithful port reproduces the published (8-bit, truncated) outputs above this PSNR.
 #: Rounding instead of truncating alone costs ~0.5 LSB on average, i.e. ~51-53 dB.
@@ -155,7 +154,6 @@ def compare_with_published(output: np.ndarray, published: np.ndarray) -> dict[st
 
 
 # -- local folders ----------------------------------------------------------------------
-
 
 
 def mirror_dir(cache: str | os.PathLike | None = None) -> Path:
@@ -318,11 +316,13 @@ def fetch_files(
     timeout: float = DEFAULT_TIMEOUT_S,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    missing: dict[str, str] | None = None,
 ) -> list[Path]:
     """Make ``root/<relative path>`` hold each of ``files`` with its sha256; download what is missing.
 
-    A file already there with the right hash is kept (no network); one with a wrong hash is
-    downloaded again. Stops at the first failure; files completed before it stay (verified).
+    A file there with the right hash is kept (no network), one with a wrong hash fetched again. The
+    first failure raises, unless ``missing`` collects them (``{relative path: reason}``) and the rest
+    are still fetched. Every file left under ``root`` is verified. Returns the paths now there.
     """
     root, base = Path(root), _base_url(base_url)
     todo = []
@@ -333,10 +333,16 @@ def fetch_files(
         todo.append((relative, digest))
     with _progress_bar(progress, len(todo)) as start:
         for relative, digest in todo:
-            download_verified(f"{base}/{relative}", root / relative, digest, timeout=timeout, on_bytes=start(relative))
+            try:
+                download_verified(f"{base}/{relative}", root / relative, digest, timeout=timeout, on_bytes=start(relative))
+            except DMPHNError as exc:
+                if missing is None:
+                    raise
+                missing[relative] = str(exc).removeprefix(f"cannot download {base}/{relative}: ")
+                continue
             if log is not None:
                 log(f"downloaded {relative} (sha256 ok)")
-    return [root / relative for relative in sorted(files)]
+    return [root / relative for relative in sorted(files) if relative not in (missing or {})]
 
 
 def fetch_authors(
@@ -345,7 +351,6 @@ def fetch_authors(
     *,
     base_url: str = DEFAULT_BASE_URL,
     cache: str | os.PathLike | None = None,
-    frames: str | os.PathLike | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
@@ -353,16 +358,12 @@ def fetch_authors(
     """Download (or find in the cache) the verified per-level files of ``variant``, import them, and
     write the checkpoint into the cache (``--model authors`` uses it) and to ``output`` if given.
 
-    ``frames``: also put their test frames and both sets of published outputs there.
-    """
+    Only the weights: frames are a separate step (:func:`fetch_frames`) and never cost them."""
     check_variant(variant)
     if output is not None and not Path(output).resolve().parent.is_dir():
         raise DMPHNError(f"cannot write {output}: folder {Path(output).parent} does not exist")
-    manifest = read_manifest()
     root = mirror_dir(cache)
-    fetch_files(weight_files(variant, manifest), base_url, root, timeout=timeout, progress=progress, log=log)
-    if frames is not None:
-        fetch_files(frame_files(manifest), base_url, frames, timeout=timeout, progress=progress, log=log)
+    fetch_files(weight_files(variant), base_url, root, timeout=timeout, progress=progress, log=log)
     folder = root / "checkpoints" / VARIANTS[variant]
     checkpoint = import_authors_checkpoint(folder, layout="authors")
     checkpoint.training = authors_record(variant, f"{_base_url(base_url)}/checkpoints/{VARIANTS[variant]}")
@@ -371,3 +372,26 @@ def fetch_authors(
     if output is not None:
         save_checkpoint(output, model, training=checkpoint.training)
     return checkpoint
+
+
+def fetch_frames(
+    destination: str | os.PathLike,
+    *,
+    base_url: str = DEFAULT_BASE_URL,
+    only: list[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[Path], dict[str, str]]:
+    """Their test frames and both sets of published outputs (or the relative paths ``only``) under
+    ``destination``, past any missing one: ``(paths there and verified, {relative path: why not})``."""
+    files = frame_files()
+    if only is not None:
+        unknown = sorted(set(only) - set(files))
+        if unknown:
+            raise DMPHNError(f"not one of the authors' frame files: {', '.join(unknown)}")
+        files = {relative: files[relative] for relative in only}
+    missing: dict[str, str] = {}
+    paths = fetch_files(files, base_url, destination, timeout=timeout, progress=progress, log=log, missing=missing)
+    return paths, missing
+

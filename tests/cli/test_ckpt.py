@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import torch
@@ -134,3 +135,46 @@ def test_fetch_authors_without_network_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot download http://127.0.0.1:")
     assert "Traceback" not in result.output
+
+
+def _fake_mirror(served, tmp_path, monkeypatch, *, listed_frames, served_frames):
+    """A mirror of random 1-2-4 weights and small frame files, and a manifest (patched in) that
+    lists ``listed_frames``; only ``served_frames`` are on the server."""
+    folder = served / "checkpoints" / "DMPHN_1_2_4"
+    folder.mkdir(parents=True)
+    _write_authors_folder(folder, 3)
+    manifest = {f"checkpoints/DMPHN_1_2_4/{p.name}": file_sha256(p) for p in folder.iterdir()}
+    for name in listed_frames:
+        data = f"frame {name}".encode()
+        if name in served_frames:
+            (served / name).parent.mkdir(parents=True, exist_ok=True)
+            (served / name).write_bytes(data)
+        manifest[name] = hashlib.sha256(data).hexdigest()
+    path = tmp_path / "manifest.sha256"
+    path.write_text("".join(f"{digest}  {relative}\n" for relative, digest in manifest.items()))
+    monkeypatch.setattr(authors, "MANIFEST", path)
+
+
+def test_fetch_authors_frames_keeps_the_weights_and_names_a_missing_frame(tmp_path, monkeypatch):
+    """Issue 28: weights and frames are separate steps; a frame the mirror lacks is named, the rest stays usable."""
+    served, cache, frames, out = tmp_path / "served", tmp_path / "cache", tmp_path / "gopro", tmp_path / "a.pt"
+    listed = ["test_samples/000001.png", "test_samples/000002.png", "test_results/DMPHN_1_2_4_test_res/000001.png"]
+    _fake_mirror(served, tmp_path, monkeypatch, listed_frames=listed, served_frames=[listed[0], listed[2]])
+    with serve_folder(served) as url:
+        result = cli.invoke(app, ["fetch-authors", "--variant", "1-2-4", "--base-url", url, "--cache", str(cache),
+                                  "-o", str(out), "--frames", str(frames)])
+    assert result.exit_code == 2, result.output
+    # the weights were written as soon as they were verified, before the frames were tried
+    assert load_checkpoint(out).config.name == "DMPHN-1-2-4" and authors.cached_checkpoint_path("1-2-4", cache).is_file()
+    assert "sha256 of every file ok" in result.stdout and "2 of 3 files" in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: 1 frame file(s)") and "test_samples/000002.png" in lines[0]
+    assert "HTTP 404" in lines[0] and "000001.png" not in lines[0]
+    # what was fetched is there, verified, and nothing partial is left
+    assert sorted(p.relative_to(frames).as_posix() for p in frames.rglob("*") if p.is_file()) == sorted([listed[0], listed[2]])
+    # a second run with the whole mirror needs only the missing file
+    (served / listed[1]).write_bytes(b"frame test_samples/000002.png")
+    with serve_folder(served) as url:
+        again = cli.invoke(app, ["fetch-authors", "--variant", "1-2-4", "--base-url", url, "--cache", str(cache), "--frames", str(frames)])
+    assert again.exit_code == 0, again.output
+    assert "3 of 3 files" in again.stdout and (frames / listed[1]).is_file()
