@@ -1,7 +1,7 @@
 """dmphn-deblur: deblur image files or folders with a checkpoint or any exported artifact.
 
 Fast by default: with a checkpoint, ``--runtime auto`` runs the fastest verified fp32 runtime
-installed here (ONNX Runtime on a CPU) from a per-user cache of exported, verified static
+installed here (OpenVINO on a CPU when installed, else ONNX Runtime) from a per-user cache of exported, verified static
 artifacts (one per image size; ``--cache``, ``$DMPHN_CACHE``), and says which in one line.
 ``--runtime torch`` is the static-shape eager model: the reference for parity, not a fast path
 (on a 2-core CPU it is 0.78x the per-patch eager ``torch-ref`` at 720p; README, Benchmarks).
@@ -143,7 +143,7 @@ def _size(height: int, width: int) -> str:
 def describe_plan(plan: TilePlan) -> str:
     """The tile plan in width x height, as image sizes are usually read."""
     if plan.is_whole:
-        return f"padded to {_size(*plan.padded_hw)}"
+        return "whole image" if plan.padded_hw == plan.image_hw else f"padded to {_size(*plan.padded_hw)}"
     return f"{plan.count} tiles of {_size(*plan.tile_hw)}, overlap {_size(*plan.overlap_hw)}"
 
 
@@ -158,7 +158,7 @@ def _report_failure(source: Path, exc: BaseException) -> None:
 def deblur(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="output image (one input) or folder", show_default="./deblurred/")] = None,
-    model: Annotated[Path | None, typer.Option(help="checkpoint .pt, TorchScript .ts, .onnx, AOTInductor .pt2, TensorRT .engine, or 'authors' / 'authors-1-2-4' (their GoPro weights, after `dmphn-ckpt fetch-authors`)", show_default="the demo checkpoint")] = None,
+    model: Annotated[Path | None, typer.Option(help="checkpoint .pt, TorchScript .ts, .onnx, AOTInductor .pt2, TensorRT .engine, OpenVINO .xml, or 'authors' / 'authors-1-2-4' (their GoPro weights, after `dmphn-ckpt fetch-authors`)", show_default="the demo checkpoint")] = None,
     runtime: Annotated[str, typer.Option(help=runtime_help(), show_default="auto: the fastest verified runtime here for a checkpoint; an artifact's own")] = "auto",
     cache: Annotated[Path | None, typer.Option(help="folder of cached verified artifacts", show_default=f"${CACHE_ENV} or ~/.cache/dmphn/artifacts")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
@@ -173,8 +173,7 @@ def deblur(
     cached static exports and names it. --runtime torch is the static-shape eager reference used for
     parity, not the fast path: on the CPU it is slower than the per-patch torch-ref (0.78x at 720p).
     """
-    runner = runner_for_model(resolve_model_alias(model), runtime, device, precision, cache=cache)
-    files, failures = collect_inputs(inputs)
+    files, failures = collect_inputs(inputs)  # inputs first: a typo fails before any runtime line or export
     for path, why in failures:
         print(f"error: {path}: {why}", file=sys.stderr)
     if not files:
@@ -182,6 +181,7 @@ def deblur(
             raise typer.Exit(1)
         raise DMPHNError("no images to deblur in " + ", ".join(str(p) for p in inputs))
     jobs, folder = plan_outputs(files, inputs, output, suffix)
+    runner = runner_for_model(resolve_model_alias(model), runtime, device, precision, cache=cache)
     failed = len(failures)
     done = 0
     seconds = 0.0

@@ -16,8 +16,10 @@ import hashlib
 import json
 import os
 import shutil
+import sys
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +54,12 @@ def model_digest(model: DMPHN) -> str:
 
 @dataclass
 class ArtifactStore:
-    """Verified artifacts under ``root/<model digest>/``; ``log`` hears hits, builds and rebuilds."""
+    """Verified artifacts under ``root/<model digest>/``; ``log`` hears hits, builds and rebuilds;
+    ``notice`` (stderr by default: terminals and logs) hears that a one-time export starts."""
 
     root: Path
     log: Callable[[str], None] | None = None
+    notice: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
     def path(self, digest: str, fmt: str, batch: int, height: int, width: int, device: str, precision: str) -> Path:
         suffix = exporter_for(fmt).suffix
@@ -74,13 +78,30 @@ class ArtifactStore:
             self._say(f"cache entry {path.name} is {problem}; rebuilding it")
             self._remove(path, fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.notice(f"one-time export: building and verifying the {fmt} {precision} artifact for {width}x{height} WxH "
+                    f"on {device}; later calls at this size reuse it{self._last_export(fmt, device, precision)}")
+        started = time.perf_counter()
         _, verification = export_verified(fmt, model, path, batch=batch, height=height, width=width, device=device,
                                           precision=precision, log=None, **options)
         record = {"sha256": file_sha256(path), "format": fmt, "toolkit": __version__, "torch": torch.__version__,
+                  "shape": [batch, 3, height, width], "export_seconds": round(time.perf_counter() - started, 1),
                   "verification": verification.to_dict()}
         write_text_atomic(self._record(path), json.dumps(record, indent=2, default=str))
         self._say(f"cache: built and verified {path}")
         return path, True
+
+    def _last_export(self, fmt: str, device: str, precision: str) -> str:
+        """`` (the last one here, WxH, took N s)`` from the newest record of this kind that kept its time, else ""."""
+        records = sorted(self.root.glob(f"*/{fmt}_{device}_{precision}_*{RECORD_SUFFIX}"),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
+        for record_path in records:
+            try:
+                record = json.loads(record_path.read_text())
+                seconds, (_, _, height, width) = float(record["export_seconds"]), record["shape"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # older records have no time: say nothing rather than guess
+            return f" (the last one here, {width}x{height} WxH, took {seconds:.0f} s)"
+        return ""
 
     def _problem(self, path: Path, fmt: str) -> str | None:
         """None when the entry can be trusted; else what is wrong with it."""

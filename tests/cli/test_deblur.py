@@ -49,7 +49,7 @@ def test_corrupt_file_among_good_ones_is_reported_and_skipped(tmp_path, make_che
     out = tmp_path / "out"
     result = cli.invoke(app, [str(folder), str(tmp_path / "gone.png"), "-o", str(out), "--model", str(make_checkpoint(1))])
     assert result.exit_code == 1, result.output
-    errors = result.stderr.strip().splitlines()
+    errors = [line for line in result.stderr.strip().splitlines() if "one-time export" not in line]
     assert len(errors) == 2 and all(line.startswith("error: ") for line in errors)
     assert any("broken.png" in line for line in errors) and any("gone.png" in line for line in errors)
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]  # the jpg comes out as png
@@ -89,6 +89,24 @@ def test_bad_model_path_is_one_line(tmp_path, monkeypatch):
     line = _one_line_error(cli.invoke(app, [str(source), "--model", str(junk)]))
     assert "cannot read checkpoint" in line
     assert not (tmp_path / "deblurred").exists()
+
+
+def test_a_missing_input_fails_before_any_runtime_line(tmp_path, monkeypatch):
+    """Issue 28: `dmphn-deblur nonexist.png` printed `runtime: ...` (and would export) before its error."""
+    monkeypatch.setenv("DMPHN_CACHE", str(tmp_path / "cache"))
+    result = cli.invoke(app, [str(tmp_path / "nonexist.png")])
+    assert result.exit_code == 1 and "runtime:" not in result.output
+    assert result.stderr.strip() == f"error: {tmp_path / 'nonexist.png'}: no such file or folder"
+
+
+def test_an_image_of_a_block_multiple_size_is_not_called_padded(tmp_path, make_checkpoint):
+    """Issue 28: a 300x200 image was reported "padded to 300x200" although nothing was padded."""
+    source = tmp_path / "in.png"
+    write_image(source, sample_photo(200, 300, "coffee.png"))  # DMPHN-1's size block is 4x4
+    result = cli.invoke(app, [str(source), "-o", str(tmp_path / "out.png"), "--model", str(make_checkpoint(1)),
+                              "--runtime", "torch", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "(300x200 WxH, 8-bit RGB, whole image," in result.stdout and "padded" not in result.stdout
 
 
 def test_missing_demo_checkpoint_says_so(tmp_path, monkeypatch):

@@ -53,6 +53,27 @@ def test_a_new_checkpoint_gets_a_new_key(filled_store_root):
     assert cached != other and not built_first and built_second  # the copied entry is not the new model's
 
 
+def test_a_one_time_export_is_announced_with_the_last_export_time(filled_store_root):
+    """Issue 28: the first call at a new size said nothing for minutes while it exported."""
+    notices: list[str] = []
+    store = ArtifactStore(filled_store_root, notice=notices.append)
+    store.get(random_model(1), "onnx", 1, H, W, "cpu", "fp32")
+    assert notices == []  # a cache hit is quick: nothing to announce
+    store.get(random_model(1), "onnx", 1, H + 8, W, "cpu", "fp32")
+    # the copied entry (built by this toolkit) recorded how long its export took, and at what size
+    recorded = json.loads(next(filled_store_root.glob(f"*/onnx_cpu_fp32_b1_{H}x{W}_*.verified.json")).read_text())
+    assert recorded["shape"] == [1, 3, H, W] and recorded["export_seconds"] > 0
+    assert len(notices) == 1 and notices[0].startswith(f"one-time export: building and verifying the onnx fp32 artifact for {W}x{H + 8} WxH")
+    assert f"the last one here, {W}x{H} WxH, took" in notices[0]
+
+
+def test_the_export_notice_goes_to_stderr_by_default(tmp_path, capsys):
+    ArtifactStore(tmp_path).get(random_model(1), "onnx", 1, H, W, "cpu", "fp32")
+    captured = capsys.readouterr()
+    assert "one-time export" in captured.err and "one-time export" not in captured.out
+    assert "the last one here" not in captured.err  # nothing recorded yet: no guess
+
+
 @pytest.mark.parametrize("damage", ["corrupt", "unrecorded"])
 def test_a_damaged_entry_is_rebuilt_never_trusted(filled_store_root, damage):
     model = random_model(1)
