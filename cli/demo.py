@@ -1,27 +1,30 @@
 """dmphn-demo: the whole toolkit in one run, on the shipped model and a bundled photo.
 
-1. blur a held-out photo (``rocket.jpg``, 427x640 HxW, never seen in training) with a
+1. blur a held-out photo (``rocket.jpg``, 640x427 WxH, never seen in training) with a
    camera-shake path, exactly as the training pairs were made;
 2. deblur it with the shipped checkpoint; PSNR/SSIM before and after; a labelled picture with a
-   zoomed row where deblurring changed the image most;
-3. export ONNX and TorchScript at the photo's padded size, each verified against PyTorch;
+   zoomed row where deblurring changed the image most; one line saying the model is small and
+   the command that shows the real one;
+3. export ONNX, TorchScript and OpenVINO IR at the photo's padded size, each verified against PyTorch;
 4. time the CPU runtimes on the same input, parity and latency side by side: PyTorch (static
-   and per-patch), TorchScript and ONNX Runtime. AOTInductor and torch.compile are timed only
-   with ``--all-runtimes``: compiling them costs minutes on a small CPU, more than the rest of
-   the demo (``dmphn-bench --runtime all`` times every runtime).
+   and per-patch), TorchScript, ONNX Runtime and OpenVINO. AOTInductor and torch.compile are
+   timed only with ``--all-runtimes``: compiling them costs minutes on a small CPU, more than the
+   rest of the demo (``dmphn-bench --runtime all`` times every runtime).
 
-``--crop HxW`` runs on a centre crop of the photo (a quick check of the whole path).
-Writes the images, the exported models and ``report.json`` / ``report.md`` into ``--out``.
+``--model authors`` instead runs the authors' GoPro weights on one of their real blurred GoPro
+frames, against their published output (:mod:`cli.demo_authors`). ``--crop HxW`` runs on a
+centre crop (a quick check of the whole path). Writes the images, the exported models and
+``report.json`` / ``report.md`` into ``--out``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import cv2
 import numpy as np
 import torch
 import typer
@@ -29,6 +32,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import new_app, runtime_help, user_errors
+from cli.picture import comparison_picture, most_changed_window  # noqa: F401 - most_changed_window: tests use it from here
+from cli.demo_authors import DEFAULT_FRAME, run_authors_demo
+from dmphn_core import authors
 from dmphn_core.authors import resolve_model_alias
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.data.camera_shake import ShakeSettings, camera_path, shake
@@ -47,57 +53,6 @@ console = Console()
 #: Runtimes the demo always times; COMPILED_RUNTIMES only with --all-runtimes (minutes of compiling).
 QUICK_RUNTIMES = ("torch", "torch-ref", "torchscript", "ort", "ov")
 COMPILED_RUNTIMES = ("aoti", "compile")
-
-_WHITE = 1.0
-_LABEL_HEIGHT = 26
-
-
-def _labelled(image: np.ndarray, label: str) -> np.ndarray:
-    """``image`` (H, W, 3) with a white strip above it holding ``label`` in black."""
-    strip = np.full((_LABEL_HEIGHT, image.shape[1], 3), 255, np.uint8)  # OpenCV draws text on 8-bit images only
-    scale = 0.5 if image.shape[1] >= 240 else 0.35  # small crops (--crop) get small text
-    cv2.putText(strip, label, (4, _LABEL_HEIGHT - 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([strip.astype(np.float32) / 255.0, image.astype(np.float32)], axis=0)
-
-
-def _side_by_side(*images: np.ndarray, gap: int = 8) -> np.ndarray:
-    height = images[0].shape[0]
-    spacer = np.full((height, gap, 3), _WHITE, np.float32)
-    parts = [part for image in images for part in (image, spacer)][:-1]
-    return np.concatenate(parts, axis=1)
-
-
-def most_changed_window(before: np.ndarray, after: np.ndarray, size: int) -> tuple[int, int]:
-    """Top-left (y, x) of the ``size`` x ``size`` window where ``after`` differs most from ``before``
-    (mean absolute difference over the window and the channels)."""
-    diff = np.abs(after.astype(np.float32) - before.astype(np.float32)).mean(axis=2)
-    # mean over every size x size window, anchored at its top-left corner
-    window_mean = cv2.boxFilter(diff, -1, (size, size), anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-    valid = window_mean[: diff.shape[0] - size + 1, : diff.shape[1] - size + 1]
-    y, x = np.unravel_index(int(np.argmax(valid)), valid.shape)
-    return int(y), int(x)
-
-
-def comparison_picture(blurred: np.ndarray, deblurred: np.ndarray, sharp: np.ndarray, labels: tuple[str, str, str]) -> np.ndarray:
-    """Three labelled panels and below them the same three zoomed in where deblurring changed most.
-
-    The zoomed window is outlined in red on the full panels. Returns (H', W', 3) float in [0, 1].
-    """
-    height, width = sharp.shape[:2]
-    size = max(8, min(height, width) // 4)
-    y, x = most_changed_window(blurred, deblurred, size)
-    zoom = max(1, min(4, width // size))  # up to 4x: enough to see edges, small enough to keep the file light
-    panels, crops = [], []
-    for image, label in zip((blurred, deblurred, sharp), labels):
-        crop = cv2.resize(image[y : y + size, x : x + size], (size * zoom, size * zoom), interpolation=cv2.INTER_NEAREST)
-        crop = np.pad(crop, ((0, 0), (0, width - size * zoom), (0, 0)), constant_values=_WHITE)
-        outlined = np.ascontiguousarray(np.clip(image, 0.0, 1.0), dtype=np.float32).copy()
-        cv2.rectangle(outlined, (x, y), (x + size - 1, y + size - 1), (1.0, 0.0, 0.0), 1)
-        panels.append(_labelled(outlined, label))
-        crops.append(_labelled(crop, f"zoom x{zoom}: most changed" if not crops else ""))
-    top, bottom = _side_by_side(*panels), _side_by_side(*crops)
-    return np.concatenate([top, np.full((8, top.shape[1], 3), _WHITE, np.float32), bottom], axis=0)
-
 
 def _runtimes_side_by_side(
     model, blurred: np.ndarray, out: Path, iters: int, runtime_keys: tuple[str, ...]
@@ -164,16 +119,21 @@ def _centre_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(image[top : top + height, left : left + width])
 
 
-def checkpoint_note(checkpoint_path: Path, model_name: str, gain_db: float) -> str:
-    """One honest line on what the shipped checkpoint is, from its own training record."""
-    training = load_checkpoint(checkpoint_path).training or {}
-    validation = training.get("validation") or {}
-    trained = f"trained on {training.get('device', '?').upper()} for {training.get('seconds', 0) / 60:.0f} min (last stage)"
-    val = (f"; {validation['gain_db']:+.2f} dB on its val pairs" if isinstance(validation.get("gain_db"), float) else "")
-    return (f"note: the shipped {model_name} is a small demo model {trained} on scikit-image's bundled photos{val}; "
-            f"here it changed PSNR by {gain_db:+.2f} dB, and on photos it has never seen it does not gain on "
-            "average (README, 'The shipped demo checkpoint'). For GoPro-trained weights import the authors' "
-            "(dmphn-ckpt import-authors) and pass --checkpoint; `--model authors` is tracked as a separate issue.")
+def checkpoint_note(checkpoint_path: Path, gain_db: float, real_model_command: str) -> str:
+    """One line: the shipped model is small (from the checkpoint itself), and the command that shows the real one."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    levels = checkpoint.config.levels
+    device = str((checkpoint.training or {}).get("device", "cpu")).upper()
+    return (f"note: the shipped {checkpoint.config.name} is a small demo model ({levels} level{'s' if levels > 1 else ''}, "
+            f"{device}-trained on a dozen bundled photos; {gain_db:+.2f} dB here), so its picture barely changes; "
+            f"the authors' GoPro model on their real blurred frames: {real_model_command}")
+
+
+def real_model_command(cache: Path | None) -> str:
+    """How this demo was started, with ``--model authors``: the exact command to run next."""
+    program = Path(sys.argv[0])
+    shown = str(program) if program.name == "dmphn-demo" else "dmphn-demo"  # python -m cli.demo: the installed name
+    return f"{shown} --model authors" + (f" --cache {cache}" if cache is not None else "")
 
 
 def _markdown(report: dict[str, Any]) -> str:
@@ -212,18 +172,21 @@ def _ratio(row: dict[str, Any]) -> str:
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for images, exported models and the report")] = Path("dmphn-demo"),
     photo: Annotated[Path | None, typer.Option(help="a sharp photo of your own (default: bundled rocket.jpg)")] = None,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "--model", "-c", help="checkpoint, or 'authors' / 'authors-1-2-4' for their GoPro weights after `dmphn-ckpt fetch-authors` (default: the shipped demo model)")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "--model", "-c", help="checkpoint, or 'authors' / 'authors-1-2-4': the authors' GoPro weights on one of their real blurred GoPro frames (fetched once, sha256-checked) (default: the shipped demo model)")] = None,
+    frame: Annotated[str, typer.Option(help="with --model authors: which of their blurred test frames")] = DEFAULT_FRAME,
+    base_url: Annotated[str, typer.Option(help="with --model authors: where their files are (a mirror URL or a local copy)")] = authors.DEFAULT_BASE_URL,
     max_shift: Annotated[float, typer.Option(help="camera path length in pixels")] = 24.0,
     seed: Annotated[int, typer.Option(help="seed of the camera path")] = 0,
-    runtimes: Annotated[bool, typer.Option("--runtimes/--no-runtimes", help="export and compare runtimes")] = True,
+    runtimes: Annotated[bool | None, typer.Option("--runtimes/--no-runtimes", help="export and compare runtimes (the shipped model only)", show_default="runtimes")] = None,
     all_runtimes: Annotated[bool, typer.Option("--all-runtimes", help="also AOTInductor and torch.compile (minutes of compiling)")] = False,
-    crop: Annotated[str | None, typer.Option(help="run on a centre crop HxW of the photo (e.g. 64x128: a quick check)")] = None,
+    crop: Annotated[str | None, typer.Option(help="run on a centre crop HxW of the photo or frame (e.g. 64x128: a quick check)")] = None,
     iters: Annotated[int, typer.Option(help="timed runs per runtime")] = 3,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's choice)")] = None,
     runtime: Annotated[str, typer.Option(help=runtime_help() + " (the deblur step)", show_default="auto")] = "auto",
-    cache: Annotated[Path | None, typer.Option(help="folder of cached verified artifacts", show_default="$DMPHN_CACHE or ~/.cache/dmphn/artifacts")] = None,
+    cache: Annotated[Path | None, typer.Option(help="cache folder: verified artifacts (artifacts/) and the authors' files (authors/)", show_default="$DMPHN_CACHE or ~/.cache/dmphn")] = None,
 ) -> None:
-    """Blur, deblur, score, export and compare runtimes; print a summary and write a report."""
+    """Blur, deblur, score, export and compare runtimes; print a summary and write a report.
+    With --model authors: the authors' GoPro weights on one of their real blurred frames."""
     from export.cache import runner_for_model
 
     crop_hw = parse_crop(crop)
@@ -233,6 +196,14 @@ def demo(
         if threads < 1:
             raise DMPHNError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
+    if checkpoint is not None and str(checkpoint) in authors.MODEL_ALIASES and not checkpoint.exists():
+        if runtimes:
+            raise DMPHNError("--runtimes compares runtimes on the shipped model's photo; with the authors' weights use "
+                             "dmphn-parity / dmphn-bench (docs/authors.md)")
+        run_authors_demo(str(checkpoint), frame=frame, base_url=base_url, cache=cache, out=out, crop_hw=crop_hw,
+                         runtime=runtime, say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+        return
+    runtimes = True if runtimes is None else runtimes
     begin = time.perf_counter()
     checkpoint = resolve_model_alias(checkpoint)
     checkpoint_path = checkpoint or DEMO_CHECKPOINT
@@ -268,9 +239,10 @@ def demo(
     console.print(f"{model.config.name} deblurred {photo_file.name} ({sharp.shape[1]}x{sharp.shape[0]} WxH) in "
                   f"{deblur_seconds:.2f}s: PSNR {quality['blurred_psnr_db']:.2f} -> {quality['deblurred_psnr_db']:.2f} dB "
                   f"({quality['gain_db']:+.2f}), SSIM {quality['blurred_ssim']:.4f} -> {quality['deblurred_ssim']:.4f}")
-    note = checkpoint_note(checkpoint_path, model.config.name, quality["gain_db"]) if checkpoint is None else None
+    note = (checkpoint_note(checkpoint_path, quality["gain_db"], real_model_command(cache))
+            if checkpoint is None else None)
     if note:
-        console.print(note, markup=False, highlight=False)
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
 
     report: dict[str, Any] = {
         "model": model.config.name, "checkpoint": str(checkpoint_path), "photo": photo_file.name,

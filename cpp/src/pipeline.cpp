@@ -17,8 +17,8 @@ DeblurResult deblur(Backend& backend, const Image& image, int repeat, int warmup
   if (!meta.accepts(padded.shape)) {
     const auto block = backend.size_block();
     throw Error("model input shape " + meta.input_shape_string() + " does not fit the image: " +
-                std::to_string(image.height) + "x" + std::to_string(image.width) + " padded to the size block " +
-                std::to_string(block[0]) + "x" + std::to_string(block[1]) + " is " + shape_string(padded.shape) +
+                std::to_string(image.width) + "x" + std::to_string(image.height) + " WxH padded to the size block " +
+                std::to_string(block[1]) + "x" + std::to_string(block[0]) + " WxH is " + shape_string(padded.shape) +
                 "; export the model for that shape (or with dynamic H/W)");
   }
 

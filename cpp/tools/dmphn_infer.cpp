@@ -119,12 +119,18 @@ int run(const Options& options) {
   if (!options.npy.empty()) dmphn::write_npy(options.npy, result.output);
 
   const auto block = backend->size_block();
-  std::printf("model: %s (%s, %s, %s), size block %lldx%lld\n", options.model.c_str(), backend->metadata().model.c_str(),
-              backend_name.c_str(), options.device.c_str(), static_cast<long long>(block[0]),
-              static_cast<long long>(block[1]));
-  std::printf("image: %lldx%lld padded to %lldx%lld\n", static_cast<long long>(image.height),
-              static_cast<long long>(image.width), static_cast<long long>(result.padded_height),
-              static_cast<long long>(result.padded_width));
+  // sizes read width x height and say so, as the Python tools print them
+  std::printf("model: %s (%s, %s, %s), size block %lldx%lld WxH\n", options.model.c_str(),
+              backend->metadata().model.c_str(), backend_name.c_str(), options.device.c_str(),
+              static_cast<long long>(block[1]), static_cast<long long>(block[0]));
+  const bool padded = result.padded_height != image.height || result.padded_width != image.width;
+  std::printf("image: %lldx%lld WxH, ", static_cast<long long>(image.width), static_cast<long long>(image.height));
+  if (padded) {
+    std::printf("padded to %lldx%lld WxH\n", static_cast<long long>(result.padded_width),
+                static_cast<long long>(result.padded_height));
+  } else {
+    std::printf("whole image\n");
+  }
   std::printf("load: %.1f ms\n", load_ms);
   std::printf("infer: mean %.2f ms, min %.2f ms over %d runs (%d warmup)\n", result.timing.mean_ms,
               result.timing.min_ms, result.timing.runs, options.warmup);

@@ -153,6 +153,11 @@ def test_torchscript_parity_on_photo(dmphn_infer, torchscript_photo, tmp_path):
     path, model, image = torchscript_photo
     raw = deblur_cpp(dmphn_infer, path, image, tmp_path, "--repeat", "2")
     assert_close(raw, python_deblur(model, image), "torchscript C++ vs PyTorch")
+    # sizes read width x height and say so, as dmphn-deblur prints them (issue 28)
+    shown = run_tool(dmphn_infer, "--model", path, "-i", image, "-o", tmp_path / "again.png").stdout
+    (height, width), (padded_h, padded_w) = PHOTO_HW, model.geometry.padded_size(*PHOTO_HW)
+    assert f"image: {width}x{height} WxH, padded to {padded_w}x{padded_h} WxH" in shown, shown
+    assert "size block 16x8 WxH" in shown, shown
 
 
 def test_torchscript_replicate_fallback(dmphn_infer, tmp_path):
