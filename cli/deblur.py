@@ -4,7 +4,7 @@ Fast by default: with a checkpoint, ``--runtime auto`` runs the fastest verified
 installed here (OpenVINO on a CPU when installed, else ONNX Runtime) from a per-user cache of exported, verified static
 artifacts (one per image size; ``--cache``, ``$DMPHN_CACHE``), and says which in one line.
 ``--runtime torch`` is the static-shape eager model: the reference for parity, not a fast path
-(on a 2-core CPU it is 0.78x the per-patch eager ``torch-ref`` at 720p; README, Benchmarks).
+(on a 2-core CPU it is 0.78x the per-patch eager ``torch-ref`` at 720p; docs/benchmarks.md).
 
 Output: ``-o OUT.png`` when there is exactly one input file; otherwise a folder (default
 ``deblurred/``) that receives each input under its own name with ``--suffix`` (``.png``).

@@ -11,9 +11,12 @@ _LABEL_HEIGHT = 26
 
 def _labelled(image: np.ndarray, label: str) -> np.ndarray:
     """``image`` (H, W, 3) with a white strip above it holding ``label`` in black."""
-    strip = np.full((_LABEL_HEIGHT, image.shape[1], 3), 255, np.uint8)  # OpenCV draws text on 8-bit images only
-    scale = 0.5 if image.shape[1] >= 240 else 0.35  # small crops (--crop) get small text
-    cv2.putText(strip, label, (4, _LABEL_HEIGHT - 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    width = image.shape[1]
+    scale = 0.35 if width < 240 else 0.5 if width < 900 else 1.0  # small crops (--crop) small text, whole frames large
+    height = round(_LABEL_HEIGHT * max(1.0, scale / 0.5))
+    strip = np.full((height, width, 3), 255, np.uint8)  # OpenCV draws text on 8-bit images only
+    cv2.putText(strip, label, (4, height - round(8 * max(1.0, scale / 0.5))), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                1 if scale < 1 else 2, cv2.LINE_AA)
     return np.concatenate([strip.astype(np.float32) / 255.0, image.astype(np.float32)], axis=0)
 
 

@@ -34,7 +34,7 @@ from .model import DMPHN, DMPHNConfig
 FORMAT = "dmphn-checkpoint"
 FORMAT_VERSION = 1
 
-#: The demo model shipped inside the package (see README: how it was trained).
+#: The demo model shipped inside the package (docs/training.md: how it was trained).
 DEMO_CHECKPOINT = Path(__file__).parent / "assets" / "dmphn_demo.pt"
 
 

@@ -1,4 +1,4 @@
-"""Picture for the README: the same blurred photo through an fp32 and an int8 OpenVINO IR.
+"""Picture for docs/benchmarks.md: the same blurred photo through an fp32 and an int8 OpenVINO IR.
 
 Usage: python scripts/fp32_vs_int8_crops.py FP32.xml INT8.xml OUT.png [--crop Y X H W]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train a demo checkpoint from nothing and install it as dmphn_core/assets/dmphn_demo.pt.
-# The recipe of the shipped file (README, "The shipped demo checkpoint"), in two stages:
+# The recipe of the shipped file (docs/training.md, "The shipped demo checkpoint"), in two stages:
 #   1. from an identity start on views flattened by up to 4x (--min-contrast 0.25);
 #   2. from stage 1's best weights, a shorter run at half the rate on views flattened by up to
 #      10x (--min-contrast 0.1) with LOSS2 (the shipped file: psnr).

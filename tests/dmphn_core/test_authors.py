@@ -288,8 +288,8 @@ def test_authors_layout_follows_their_test_scripts(levels):
     # 1-2-4 matches their files in >= 99.99 % of pixels once their truncation is emulated. Their
     # 1-2-4-8 files differ more (82-91 % identical, up to 5 LSB, spread over the frame, not at
     # patch seams) although the structure is theirs (test above) and the arithmetic is the one
-    # that matches 1-2-4: the bound records what the published files allow (README: "Against
-    # the authors' published outputs").
+    # that matches 1-2-4: the bound records what the published files allow (docs/authors.md: "How close
+    # to their published outputs").
     [("1-2-4", "000007.png", 0.999), ("1-2-4-8", "000001.png", 0.80)],
 )
 def test_authors_weights_reproduce_their_published_outputs(variant, frame, min_identical):

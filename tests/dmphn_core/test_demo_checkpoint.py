@@ -1,4 +1,4 @@
-"""The shipped demo checkpoint keeps what README claims for it."""
+"""The shipped demo checkpoint keeps what docs/training.md and its results note claim for it."""
 
 import json
 from pathlib import Path
@@ -13,7 +13,8 @@ from dmphn_core.data.gopro import find_pairs
 from dmphn_core.evaluate import evaluate_pairs
 from runtimes.resolve import resolve_runner
 
-HELD_OUT_REPORT = Path(__file__).parents[2] / "benchmarks" / "results" / "demo-checkpoint" / "eval_heldout.json"
+RESULTS = Path(__file__).parents[2] / "benchmarks" / "results" / "demo-checkpoint"
+HELD_OUT_REPORT = RESULTS / "eval_heldout.json"
 
 
 def test_demo_checkpoint_is_small_safe_and_records_its_training():
@@ -28,8 +29,9 @@ def test_demo_checkpoint_is_small_safe_and_records_its_training():
 
 
 def test_readme_tells_the_story_of_the_shipped_record():
-    """Issue 17: the README's recipe and the checkpoint's own record must not disagree unexplained."""
-    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())  # line breaks as spaces
+    """The recipe and the checkpoint's own record must not disagree unexplained: the results note
+    (benchmarks/results/demo-checkpoint/README.md) tells how they differ."""
+    readme = " ".join((RESULTS / "README.md").read_text().split())  # line breaks as spaces
     training = load_checkpoint(DEMO_CHECKPOINT).training
     settings = training["settings"]
     # the run's real folders, as recorded, are named in the README
@@ -47,7 +49,7 @@ def test_readme_tells_the_story_of_the_shipped_record():
 
 @pytest.fixture(scope="module")
 def held_out_pairs(tmp_path_factory):
-    """The test split of README's demo data, regenerated (same command, same seed: same pairs)."""
+    """The test split of the demo data (docs/training.md), regenerated (same command, same seed: same pairs)."""
     root = tmp_path_factory.mktemp("demo_data")
     result = CliRunner().invoke(synth_app, [str(root), "--split", "test", "--test-pairs-per-photo", "3",
                                             "--size", "256x256", "--max-shift", "24"])
@@ -56,7 +58,7 @@ def held_out_pairs(tmp_path_factory):
 
 
 def test_committed_held_out_report_matches_the_shipped_checkpoint(held_out_pairs):
-    """README quotes eval_heldout.json: it must still be what the shipped file scores."""
+    """docs/training.md quotes eval_heldout.json: it must still be what the shipped file scores."""
     report = json.loads(HELD_OUT_REPORT.read_text())
     result = evaluate_pairs(resolve_runner(None, device="cpu"), held_out_pairs)
     assert result["summary"]["images"] == report["summary"]["images"] == 12
