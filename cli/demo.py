@@ -32,8 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import new_app, runtime_help, user_errors
-from cli.picture import comparison_picture, most_changed_window  # noqa: F401 - most_changed_window: tests use it from here
 from cli.demo_authors import DEFAULT_FRAME, run_authors_demo
+from cli.picture import centre_crop, comparison_picture, most_changed_window  # noqa: F401 - tests use most_changed_window from here
 from dmphn_core import authors
 from dmphn_core.authors import resolve_model_alias
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
@@ -109,14 +109,6 @@ def parse_crop(text: str | None) -> tuple[int, int] | None:
     if height < 16 or width < 16:
         raise DMPHNError(f"--crop must be at least 16x16, got {text!r}")
     return height, width
-
-
-def _centre_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    if height > h or width > w:
-        raise DMPHNError(f"--crop {height}x{width} (HxW) is larger than the photo ({h}x{w} HxW)")
-    top, left = (h - height) // 2, (w - width) // 2
-    return np.ascontiguousarray(image[top : top + height, left : left + width])
 
 
 def checkpoint_note(checkpoint_path: Path, gain_db: float, real_model_command: str) -> str:
@@ -213,7 +205,7 @@ def demo(
     photo_file = photo or photo_path("rocket.jpg")
     sharp = read_image(photo_file)
     if crop_hw is not None:
-        sharp = _centre_crop(sharp, *crop_hw)
+        sharp = centre_crop(sharp, *crop_hw)
     out.mkdir(parents=True, exist_ok=True)
 
     settings = ShakeSettings(max_shift=max_shift)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cli.ckpt import describe_missing
-from cli.picture import comparison_picture
+from cli.picture import centre_crop, comparison_picture
 from dmphn_core import authors
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import strict_json, write_text_atomic
@@ -50,17 +50,6 @@ def fetch_weights_and_frame(variant: str, frame: str, *, base_url: str, cache: P
     return checkpoint, root / wanted[0], root / wanted[1]
 
 
-def _centre_crop(images: list[np.ndarray], crop_hw: tuple[int, int] | None) -> list[np.ndarray]:
-    if crop_hw is None:
-        return images
-    height, width = crop_hw
-    h, w = images[0].shape[:2]
-    if height > h or width > w:
-        raise DMPHNError(f"--crop {height}x{width} (HxW) is larger than the frame ({h}x{w} HxW)")
-    top, left = (h - height) // 2, (w - width) // 2
-    return [np.ascontiguousarray(image[top : top + height, left : left + width]) for image in images]
-
-
 def run_authors_demo(model_alias: str, *, frame: str, base_url: str, cache: Path | None, out: Path,
                      crop_hw: tuple[int, int] | None, runtime: str, say: Callable[[str], None]) -> dict[str, Any]:
     """Fetch, deblur one real blurred GoPro frame, score it against their published output, draw it.
@@ -73,7 +62,9 @@ def run_authors_demo(model_alias: str, *, frame: str, base_url: str, cache: Path
     begin = time.perf_counter()
     checkpoint, blurred_path, published_path = fetch_weights_and_frame(variant, frame, base_url=base_url,
                                                                        cache=cache, say=say)
-    blurred, published = _centre_crop([read_image(blurred_path), read_image(published_path)], crop_hw)
+    blurred, published = read_image(blurred_path), read_image(published_path)
+    if crop_hw is not None:
+        blurred, published = centre_crop(blurred, *crop_hw), centre_crop(published, *crop_hw)
     out.mkdir(parents=True, exist_ok=True)
     with runner_for_model(checkpoint, runtime, "cpu", cache=cache, log=say) as runner:
         started = time.perf_counter()

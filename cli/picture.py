@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from dmphn_core.errors import DMPHNError
+
 _WHITE = 1.0
 _LABEL_HEIGHT = 26
 
@@ -57,3 +59,12 @@ def comparison_picture(blurred: np.ndarray, deblurred: np.ndarray, sharp: np.nda
         crops.append(_labelled(crop, f"zoom x{zoom}: most changed" if not crops else ""))
     top, bottom = _side_by_side(*panels), _side_by_side(*crops)
     return np.concatenate([top, np.full((8, top.shape[1], 3), _WHITE, np.float32), bottom], axis=0)
+
+
+def centre_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The ``height`` x ``width`` middle of ``image`` (--crop); a DMPHNError when it is larger."""
+    h, w = image.shape[:2]
+    if height > h or width > w:
+        raise DMPHNError(f"--crop {height}x{width} (HxW) is larger than the image ({h}x{w} HxW)")
+    top, left = (h - height) // 2, (w - width) // 2
+    return np.ascontiguousarray(image[top : top + height, left : left + width])
