@@ -25,7 +25,7 @@ CPP_USAGE = (ROOT / "cpp" / "tools" / "dmphn_infer.cpp").read_text()
 
 _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
 _INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
-_COMMAND = re.compile(r"(?:^|[\s(])(?:\S*/)?(dmphn-[a-z]+|dmphn_infer)\b")
+_COMMAND = re.compile(r"(?:^|[\s(])(?:\.venv/bin/|cpp/build/)?(dmphn-[a-z]+|dmphn_infer)(?=\s|$)")
 _OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*|-[a-zA-Z])(?![\w-])")
 
 
