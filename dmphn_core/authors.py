@@ -394,4 +394,3 @@ def fetch_frames(
     missing: dict[str, str] = {}
     paths = fetch_files(files, base_url, destination, timeout=timeout, progress=progress, log=log, missing=missing)
     return paths, missing
-
