@@ -28,7 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import new_app, runtime_help, user_errors
+from cli.common import MinPsnrOpt, auto_precision_help, new_app, runtime_help, user_errors
 from dmphn_core.authors import resolve_model_alias
 from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dmphn_core.data.camera_shake import ShakeSettings, camera_path, shake
@@ -222,9 +222,11 @@ def demo(
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's choice)")] = None,
     runtime: Annotated[str, typer.Option(help=runtime_help() + " (the deblur step)", show_default="auto")] = "auto",
     cache: Annotated[Path | None, typer.Option(help="folder of cached verified artifacts", show_default="$DMPHN_CACHE or ~/.cache/dmphn/artifacts")] = None,
+    precision: Annotated[str | None, typer.Option(help=auto_precision_help() + " (the deblur step)", show_default="fp32")] = None,
+    min_psnr: MinPsnrOpt = None,
 ) -> None:
     """Blur, deblur, score, export and compare runtimes; print a summary and write a report."""
-    from export.cache import runner_for_model
+    from export.auto import runner_for_request
 
     crop_hw = parse_crop(crop)
     if iters < 1:
@@ -248,7 +250,7 @@ def demo(
     settings = ShakeSettings(max_shift=max_shift)
     rng = np.random.default_rng(seed)
     blurred = shake(sharp, camera_path(rng, settings), settings, rng)["blur_gamma"]
-    with runner_for_model(checkpoint_path, runtime, "cpu", cache=cache, log=console.print) as runner:
+    with runner_for_request(checkpoint_path, runtime, "cpu", precision, min_psnr=min_psnr, cache=cache, log=console.print) as runner:
         started = time.perf_counter()
         deblurred = deblur_image(runner, blurred)
         deblur_seconds = time.perf_counter() - started

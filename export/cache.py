@@ -12,8 +12,10 @@ on static-shape artifacts. :func:`pick_fast_runtime` is what ``--runtime auto`` 
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -26,7 +28,7 @@ import torch
 from dmphn_core import __version__
 from dmphn_core.checkpoint import load_checkpoint
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import CACHE_ENV, file_sha256, user_cache_dir, write_text_atomic
+from dmphn_core.fileio import CACHE_ENV, file_sha256, strict_json, user_cache_dir, write_text_atomic
 from dmphn_core.model import DMPHN
 from runtimes import runner_class, runner_classes
 from runtimes.base import Runner
@@ -77,10 +79,17 @@ class ArtifactStore:
         _, verification = export_verified(fmt, model, path, batch=batch, height=height, width=width, device=device,
                                           precision=precision, log=None, **options)
         record = {"sha256": file_sha256(path), "format": fmt, "toolkit": __version__, "torch": torch.__version__,
-                  "verification": verification.to_dict()}
-        write_text_atomic(self._record(path), json.dumps(record, indent=2, default=str))
+                  "verified_psnr_db": verification.min_psnr_db, "verification": verification.to_dict()}
+        write_text_atomic(self._record(path), strict_json(record, indent=2))
         self._say(f"cache: built and verified {path}")
         return path, True
+
+    def verified_psnr(self, path: Path, fmt: str) -> float | None:
+        """The lowest PSNR (dB) vs PyTorch fp32 that the entry at ``path`` verified with (inf: identical);
+        None when there is no trustworthy entry there."""
+        if self._problem(path, fmt) is not None:
+            return None
+        return recorded_psnr(json.loads(self._record(path).read_text()))
 
     def _problem(self, path: Path, fmt: str) -> str | None:
         """None when the entry can be trusted; else what is wrong with it."""
@@ -114,23 +123,30 @@ class ArtifactStore:
             self.log(line)
 
 
-class CachedArtifactRunner(Runner):
-    """Runs a checkpoint with an artifact runtime, one cached static artifact per input shape.
+def recorded_psnr(record: dict[str, Any]) -> float:
+    """The PSNR (dB) an entry's record says its verification reached at worst (inf: identical outputs).
 
-    Not in the registry: it wraps a registered runtime (``inner``) and is made by
-    ``--runtime auto`` or by naming an artifact runtime with a checkpoint.
+    Records written before ``verified_psnr_db`` existed are read from their verification cases.
+    """
+    if "verified_psnr_db" in record:
+        value = record["verified_psnr_db"]
+    else:
+        values = [case.get("psnr_db") for case in record["verification"]["cases"]]
+        value = min((v for v in values if v is not None), default=None)
+    return math.inf if value is None else float(value)
+
+
+class PerShapeRunner(Runner):
+    """Runs a checkpoint through one inner runner per input shape, started by :meth:`_start_runner`.
+
+    Whole images of any size run on static-shape artifacts this way. Not in the registry.
     """
 
     runtime = "cached"
 
-    def __init__(self, checkpoint: str | os.PathLike | Callable[[], DMPHN], inner: str, *, store: ArtifactStore,
+    def __init__(self, checkpoint: str | os.PathLike | Callable[[], DMPHN], *, store: ArtifactStore,
                  device: str = "cpu", precision: str = "fp32", threads: int | None = None, name: str | None = None) -> None:
-        super().__init__(device=device, precision=precision, threads=threads,
-                         name=name or f"{inner}-{device}-{precision} (cached artifacts)")
-        self.inner = inner
-        self.inner_class = runner_class(inner)
-        if self.inner_class.artifact_format not in exporters():
-            raise DMPHNError(f"runtime {inner} runs no exported artifact; nothing to cache")
+        super().__init__(device=device, precision=precision, threads=threads, name=name)
         self._source = checkpoint
         self.store = store
         self._model: DMPHN | None = None
@@ -149,23 +165,50 @@ class CachedArtifactRunner(Runner):
         shape = tuple(x.shape)
         runner = self._runners.get(shape)
         if runner is None:
-            assert self._model is not None
-            fmt = self.inner_class.artifact_format
-            batch, _, height, width = shape
-            path, built = self.store.get(self._model, fmt, batch, height, width, self.device, self.precision,
-                                         digest=self._digest)
-            if built:
-                self.built.append(path)
-            runner = self.inner_class(path, device=self.device, precision=self.precision, threads=self.threads)
+            runner = self._start_runner(shape)
             runner.activate()
             self._runners[shape] = runner
         return runner.infer(x)
+
+    @abc.abstractmethod
+    def _start_runner(self, shape: tuple[int, ...]) -> Runner:
+        """A (not yet active) runner for inputs of ``shape`` (B, 3, H, W)."""
+
+    def _artifact(self, fmt: str, shape: tuple[int, ...], precision: str) -> Path:
+        """The verified artifact of ``fmt`` for ``shape``, from the store (built here when missing)."""
+        assert self._model is not None
+        batch, _, height, width = shape
+        path, built = self.store.get(self._model, fmt, batch, height, width, self.device, precision, digest=self._digest)
+        if built:
+            self.built.append(path)
+        return path
 
     def _deactivate(self) -> None:
         for runner in self._runners.values():
             runner.deactivate()
         self._runners.clear()
         self._model = None
+
+
+class CachedArtifactRunner(PerShapeRunner):
+    """Runs a checkpoint with an artifact runtime, one cached static artifact per input shape.
+
+    Not in the registry: it wraps a registered runtime (``inner``) and is made by naming an
+    artifact runtime with a checkpoint (``--runtime auto`` uses :class:`export.auto.AutoRunner`).
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | Callable[[], DMPHN], inner: str, *, store: ArtifactStore,
+                 device: str = "cpu", precision: str = "fp32", threads: int | None = None, name: str | None = None) -> None:
+        super().__init__(checkpoint, store=store, device=device, precision=precision, threads=threads,
+                         name=name or f"{inner}-{device}-{precision} (cached artifacts)")
+        self.inner = inner
+        self.inner_class = runner_class(inner)
+        if self.inner_class.artifact_format not in exporters():
+            raise DMPHNError(f"runtime {inner} runs no exported artifact; nothing to cache")
+
+    def _start_runner(self, shape: tuple[int, ...]) -> Runner:
+        path = self._artifact(self.inner_class.artifact_format, shape, self.precision)
+        return self.inner_class(path, device=self.device, precision=self.precision, threads=self.threads)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "runtime": self.inner, "cache": str(self.store.root)}
@@ -234,4 +277,5 @@ def runner_for_model(
     return CachedArtifactRunner(path, runtime, store=store, device=device, precision=precision, threads=threads)
 
 
-__all__ = ["ArtifactStore", "CACHE_ENV", "CachedArtifactRunner", "artifact_cache_dir", "model_digest", "pick_fast_runtime", "runner_for_model"]
+__all__ = ["ArtifactStore", "CACHE_ENV", "CachedArtifactRunner", "PerShapeRunner", "artifact_cache_dir", "model_digest",
+           "pick_fast_runtime", "recorded_psnr", "runner_for_model"]
