@@ -7,7 +7,8 @@ whose record is missing, unreadable or whose file no longer matches it is rebuil
 
 :class:`CachedArtifactRunner` runs a checkpoint through an exported runtime: at each new input
 shape it takes (or builds) the static artifact for that shape, so whole images of any size run
-on static-shape artifacts. :func:`pick_fast_runtime` is what ``--runtime auto`` means.
+on static-shape artifacts. What ``--runtime auto`` and ``--precision auto`` mean is
+:mod:`export.auto`; :func:`pick_fast_runtime` is its declared-order answer for one precision.
 """
 
 from __future__ import annotations
@@ -244,7 +245,8 @@ def runner_for_model(
     cache: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = print,
 ) -> Runner:
-    """The runner ``dmphn-deblur`` / ``dmphn-eval`` / the demo use for a model argument.
+    """The runner for a model argument with a named runtime and precision (:func:`export.auto.runner_for_request`
+    handles ``auto`` for the commands).
 
     An exported artifact runs with its own runtime (:func:`runtimes.resolve.resolve_runner`). A
     checkpoint (None: the shipped demo model) runs with ``runtime``: "auto" picks the fastest
