@@ -1,8 +1,10 @@
 """dmphn-deblur: deblur image files or folders with a checkpoint or any exported artifact.
 
 Fast by default: with a checkpoint, ``--runtime auto`` runs the fastest verified fp32 runtime
-installed here (ONNX Runtime on a CPU) from a per-user cache of exported, verified static
-artifacts (one per image size; ``--cache``, ``$DMPHN_CACHE``), and says which in one line.
+installed here (measured by ``dmphn-bench --record``, else the declared order) from a per-user
+cache of exported, verified static artifacts (one per image size; ``--cache``, ``$DMPHN_CACHE``),
+and says which in one line; ``--precision auto --min-psnr DB`` lets it pick a reduced precision
+verified to stay within DB of fp32 (export.auto, docs/auto.md).
 ``--runtime torch`` is the static-shape eager model: the reference for parity, not a fast path
 (on a 2-core CPU it is 0.78x the per-patch eager ``torch-ref`` at 720p; README, Benchmarks).
 
@@ -172,7 +174,8 @@ def deblur(
     """Deblur each image and write it; prints one line per image and a summary.
 
     With a checkpoint, --runtime auto (the default) runs the fastest verified fp32 runtime here from
-    cached static exports and names it. --runtime torch is the static-shape eager reference used for
+    cached static exports and names it; --precision auto --min-psnr DB the fastest runtime and
+    precision verified to stay within DB of fp32. --runtime torch is the static-shape eager reference used for
     parity, not the fast path: on the CPU it is slower than the per-patch torch-ref (0.78x at 720p).
     """
     runner = runner_for_request(resolve_model_alias(model), runtime, device, precision, min_psnr=min_psnr, cache=cache)
