@@ -24,11 +24,10 @@ from pathlib import Path
 import torch
 
 from dmphn_core.artifact import detect_format
-from dmphn_core.checkpoint import DEMO_CHECKPOINT
 from dmphn_core.errors import DMPHNError
 from dmphn_core.model import DMPHN
 from dmphn_core.precision import PRECISION_TABLE, PRECISIONS
-from runtimes import runner_class, runner_classes
+from runtimes import resolve, runner_class, runner_classes
 from runtimes.base import Runner
 
 from .cache import ArtifactStore, PerShapeRunner, artifact_cache_dir, runner_for_model
@@ -199,7 +198,7 @@ def runner_for_request(
     """The runner ``dmphn-deblur`` / ``dmphn-eval`` / the demo use: :class:`AutoRunner` for a checkpoint
     with ``--runtime auto`` or ``--precision auto``; :func:`export.cache.runner_for_model` otherwise."""
     request = AutoRequest(runtime or AUTO, precision or "fp32", min_psnr)  # checks --min-psnr
-    path = Path(model) if model is not None else DEMO_CHECKPOINT
+    path = Path(model) if model is not None else resolve.DEMO_CHECKPOINT  # the one place naming the default model
     is_checkpoint = path.is_file() and detect_format(path) == "checkpoint"
     if is_checkpoint and AUTO in (request.runtime, request.precision):
         if request.runtime != AUTO and runner_class(request.runtime).artifact_format not in exporters():
