@@ -11,40 +11,7 @@ from typing import Any
 
 import torch
 
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-#: CPU features that decide what reduced precision costs on a CPU: AMX tiles (bf16, int8),
-#: AVX-512 bf16 dot products and VNNI int8 dot products, and the AVX2 baseline.
-ISA_FEATURES = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
-
-
-def cpu_features(cpuinfo: str | None = None) -> dict[str, bool]:
-    """``{feature: present}`` for :data:`ISA_FEATURES`, from the ``flags`` line of /proc/cpuinfo.
-
-    On a system without /proc/cpuinfo (macOS, Windows) every feature reads False.
-    """
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as handle:
-                cpuinfo = handle.read()
-        except OSError:
-            cpuinfo = ""
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith(("flags", "Features")):  # x86 "flags", ARM "Features"
-            flags = set(line.split(":", 1)[1].split())
-            break
-    return {feature: feature in flags for feature in ISA_FEATURES}
+from dmphn_core.cpu import ISA_FEATURES, cpu_features, cpu_model
 
 
 def _version(package: str) -> str | None:
@@ -57,7 +24,7 @@ def _version(package: str) -> str | None:
 def machine_info(device: str = "cpu") -> dict[str, Any]:
     info: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_features": cpu_features(),
         "torch_threads": torch.get_num_threads(),
@@ -73,3 +40,6 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
     return info
+
+
+__all__ = ["ISA_FEATURES", "cpu_features", "machine_info"]  # the CPU facts live in dmphn_core.cpu

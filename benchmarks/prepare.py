@@ -18,6 +18,7 @@ from dmphn_core.checkpoint import DEMO_CHECKPOINT, Checkpoint, describe_weights,
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHN
 from dmphn_core.precision import PRECISIONS
+from export.cache import ArtifactStore
 from export.exporter import export_verified, exporter_for
 from runtimes import runner_class, runtime_names
 from runtimes.base import Runner
@@ -110,6 +111,9 @@ class ArtifactCache:
     checkpoint: Path | None
     workdir: Path
     build_seconds: dict[str, float] = field(default_factory=dict)
+    #: a per-user :class:`export.cache.ArtifactStore` to take artifacts from instead of ``workdir``
+    #: (``dmphn-bench --record``: time exactly what ``--runtime auto`` runs)
+    store: ArtifactStore | None = None
     _model: DMPHN | None = None
     _loaded: Checkpoint | None = None
 
@@ -138,6 +142,12 @@ class ArtifactCache:
         exporter = exporter_for(fmt)
         precision = precision if precision in exporter.precisions else "fp32"
         device = device if device in exporter.devices else exporter.devices[0]
+        if self.store is not None and exporter.source_format is None:
+            begin = time.perf_counter()
+            path, built = self.store.get(self.model, fmt, batch, height, width, device, precision)
+            if built:
+                self.build_seconds[path.name] = time.perf_counter() - begin
+            return path
         path = self.workdir / f"{fmt}_b{batch}_{height}x{width}_{device}_{precision}{exporter.suffix}"
         if not path.exists():
             options: dict[str, Any] = {}

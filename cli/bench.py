@@ -79,6 +79,22 @@ def _specs(runtime: str, device: str, precision: str, compile_mode: str, cuda_gr
     return specs
 
 
+def _record_store(cache: Path | None):
+    """``--record`` times the artifacts ``--runtime auto`` runs: those of the per-user cache."""
+    from export.cache import ArtifactStore, artifact_cache_dir
+
+    return ArtifactStore(artifact_cache_dir(cache), log=print)
+
+
+def _record(rows: list[dict], artifacts: ArtifactCache, cache: Path | None, threads: int | None) -> None:
+    """``--record``: the measured table of each size, in the cache, for ``--runtime auto`` here."""
+    from export.cache import model_digest
+    from export.speed_table import record_bench_rows, speed_table_dir
+
+    for path in record_bench_rows(rows, model_digest(artifacts.model), speed_table_dir(cache), threads):
+        print(f"recorded measured speeds: {path}")
+
+
 def _workdir(workdir: Path | None) -> tuple[Path, tempfile.TemporaryDirectory | None]:
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +125,8 @@ def bench(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="write rows as CSV")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG plot of latency by runtime and shape")] = None,
     inputs: Annotated[Path | None, typer.Option("--inputs", help="time on these frames (the first `batch` of them) instead of random data; --shape defaults to their size")] = None,
+    record: Annotated[bool, typer.Option("--record", help="time the artifact cache's artifacts and record each row's p50 there: --runtime auto and --precision auto then rank by it on this machine")] = False,
+    cache: Annotated[Path | None, typer.Option(help="with --record: the cache folder", show_default="$DMPHN_CACHE or ~/.cache/dmphn")] = None,
 ) -> None:
     """Time runtimes on one set of inputs: mean/p50/p90/p99/min, throughput, memory, roofline."""
     device = _device(device)
@@ -130,8 +148,9 @@ def bench(
         frames_label=f"frames of {inputs}" if inputs is not None else "",
     )
     folder, temp = _workdir(workdir)
+    artifacts = ArtifactCache(checkpoint, folder, store=_record_store(cache) if record else None)
     try:
-        rows = run_benchmark(specs, ArtifactCache(checkpoint, folder), settings, machine_info(device))
+        rows = run_benchmark(specs, artifacts, settings, machine_info(device))
     finally:
         if temp is not None:
             temp.cleanup()
@@ -146,6 +165,8 @@ def bench(
         write_csv(csv_path, rows)
     if plot:
         plot_latency(plot, rows)
+    if record:
+        _record(rows, artifacts, cache, threads)
     warning = noise_warning(rows)
     if warning:
         print(warning, file=sys.stderr)

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -36,6 +36,17 @@ def runtime_help() -> str:
 
 def precision_help() -> str:
     return ", ".join(PRECISIONS)
+
+
+def auto_precision_help() -> str:
+    """``--precision`` help of the commands that run a checkpoint through ``--precision auto``."""
+    return f"{precision_help()}, or auto: the fastest verified precision meeting --min-psnr (fp32 without it)"
+
+
+#: ``--min-psnr``: the quality floor of ``--precision auto`` (export.auto)
+MinPsnrOpt = Annotated[float | None, typer.Option(
+    "--min-psnr", help="with --precision auto: lowest PSNR (dB) vs fp32, as verified on frames, the choice may have",
+    show_default="none: fp32 exactness")]
 
 
 class OneLineErrorApp(typer.Typer):

@@ -1,8 +1,10 @@
 """dmphn-deblur: deblur image files or folders with a checkpoint or any exported artifact.
 
 Fast by default: with a checkpoint, ``--runtime auto`` runs the fastest verified fp32 runtime
-installed here (OpenVINO on a CPU when installed, else ONNX Runtime) from a per-user cache of exported, verified static
-artifacts (one per image size; ``--cache``, ``$DMPHN_CACHE``), and says which in one line.
+installed here (measured by ``dmphn-bench --record``, else the declared order) from a per-user
+cache of exported, verified static artifacts (one per image size; ``--cache``, ``$DMPHN_CACHE``),
+and says which in one line; ``--precision auto --min-psnr DB`` lets it pick a reduced precision
+verified to stay within DB of fp32 (export.auto, docs/auto.md).
 ``--runtime torch`` is the static-shape eager model: the reference for parity, not a fast path
 (on a 2-core CPU it is 0.78x the per-patch eager ``torch-ref`` at 720p; docs/benchmarks.md).
 
@@ -25,12 +27,13 @@ from typing import Annotated
 import torch
 import typer
 
-from cli.common import new_app, precision_help, runtime_help, user_errors
+from cli.common import MinPsnrOpt, auto_precision_help, new_app, runtime_help, user_errors
 from dmphn_core.authors import resolve_model_alias
 from dmphn_core.errors import DMPHNError
 from dmphn_core.imageio import IMAGE_SUFFIXES, list_images, read_image_and_format, write_image
 from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer, TilePlan
-from export.cache import CACHE_ENV, runner_for_model
+from export.auto import runner_for_request
+from export.cache import CACHE_ENV
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-deblur: "))
 
@@ -162,7 +165,8 @@ def deblur(
     runtime: Annotated[str, typer.Option(help=runtime_help(), show_default="auto: the fastest verified runtime here for a checkpoint; an artifact's own")] = "auto",
     cache: Annotated[Path | None, typer.Option(help="folder of cached verified artifacts", show_default=f"${CACHE_ENV} or ~/.cache/dmphn/artifacts")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    precision: Annotated[str | None, typer.Option(help=precision_help(), show_default="fp32; an engine's own")] = None,
+    precision: Annotated[str | None, typer.Option(help=auto_precision_help(), show_default="fp32; an engine's own")] = None,
+    min_psnr: MinPsnrOpt = None,
     tile: Annotated[int | None, typer.Option(help="run in tiles of N x N pixels (large frames, little memory)")] = None,
     overlap: Annotated[int, typer.Option(help="pixels shared by neighbouring tiles")] = DEFAULT_OVERLAP,
     suffix: Annotated[str, typer.Option(help="file type of images written into a folder")] = ".png",
@@ -170,7 +174,8 @@ def deblur(
     """Deblur each image and write it; prints one line per image and a summary.
 
     With a checkpoint, --runtime auto (the default) runs the fastest verified fp32 runtime here from
-    cached static exports and names it. --runtime torch is the static-shape eager reference used for
+    cached static exports and names it; --precision auto --min-psnr DB the fastest runtime and
+    precision verified to stay within DB of fp32. --runtime torch is the static-shape eager reference used for
     parity, not the fast path: on the CPU it is slower than the per-patch torch-ref (0.78x at 720p).
     """
     files, failures = collect_inputs(inputs)  # inputs first: a typo fails before any runtime line or export
@@ -181,7 +186,7 @@ def deblur(
             raise typer.Exit(1)
         raise DMPHNError("no images to deblur in " + ", ".join(str(p) for p in inputs))
     jobs, folder = plan_outputs(files, inputs, output, suffix)
-    runner = runner_for_model(resolve_model_alias(model), runtime, device, precision, cache=cache)
+    runner = runner_for_request(resolve_model_alias(model), runtime, device, precision, min_psnr=min_psnr, cache=cache)
     failed = len(failures)
     done = 0
     seconds = 0.0

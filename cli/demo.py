@@ -31,7 +31,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import new_app, runtime_help, user_errors
+from cli.common import MinPsnrOpt, auto_precision_help, new_app, runtime_help, user_errors
 from cli.demo_authors import DEFAULT_FRAME, run_authors_demo
 from cli.picture import centre_crop, comparison_picture, most_changed_window  # noqa: F401 - tests use most_changed_window from here
 from dmphn_core import authors
@@ -176,10 +176,12 @@ def demo(
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's choice)")] = None,
     runtime: Annotated[str, typer.Option(help=runtime_help() + " (the deblur step)", show_default="auto")] = "auto",
     cache: Annotated[Path | None, typer.Option(help="cache folder: verified artifacts (artifacts/) and the authors' files (authors/)", show_default="$DMPHN_CACHE or ~/.cache/dmphn")] = None,
+    precision: Annotated[str | None, typer.Option(help=auto_precision_help() + " (the deblur step)", show_default="fp32")] = None,
+    min_psnr: MinPsnrOpt = None,
 ) -> None:
     """Blur, deblur, score, export and compare runtimes; print a summary and write a report.
     With --model authors: the authors' GoPro weights on one of their real blurred frames."""
-    from export.cache import runner_for_model
+    from export.auto import runner_for_request
 
     crop_hw = parse_crop(crop)
     if iters < 1:
@@ -193,7 +195,7 @@ def demo(
             raise DMPHNError("--runtimes compares runtimes on the shipped model's photo; with the authors' weights use "
                              "dmphn-parity / dmphn-bench (docs/authors.md)")
         run_authors_demo(str(checkpoint), frame=frame, base_url=base_url, cache=cache, out=out, crop_hw=crop_hw,
-                         runtime=runtime, say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+                         runtime=runtime, precision=precision, min_psnr=min_psnr, say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
         return
     runtimes = True if runtimes is None else runtimes
     begin = time.perf_counter()
@@ -211,7 +213,7 @@ def demo(
     settings = ShakeSettings(max_shift=max_shift)
     rng = np.random.default_rng(seed)
     blurred = shake(sharp, camera_path(rng, settings), settings, rng)["blur_gamma"]
-    with runner_for_model(checkpoint_path, runtime, "cpu", cache=cache, log=console.print) as runner:
+    with runner_for_request(checkpoint_path, runtime, "cpu", precision, min_psnr=min_psnr, cache=cache, log=console.print) as runner:
         started = time.perf_counter()
         deblurred = deblur_image(runner, blurred)
         deblur_seconds = time.perf_counter() - started

@@ -51,12 +51,13 @@ def fetch_weights_and_frame(variant: str, frame: str, *, base_url: str, cache: P
 
 
 def run_authors_demo(model_alias: str, *, frame: str, base_url: str, cache: Path | None, out: Path,
-                     crop_hw: tuple[int, int] | None, runtime: str, say: Callable[[str], None]) -> dict[str, Any]:
+                     crop_hw: tuple[int, int] | None, runtime: str, say: Callable[[str], None],
+                     precision: str | None = None, min_psnr: float | None = None) -> dict[str, Any]:
     """Fetch, deblur one real blurred GoPro frame, score it against their published output, draw it.
 
     Returns the report (also written to ``out/report.json`` and ``report.md``).
     """
-    from export.cache import runner_for_model
+    from export.auto import runner_for_request
 
     variant = authors.MODEL_ALIASES[model_alias]
     begin = time.perf_counter()
@@ -66,7 +67,7 @@ def run_authors_demo(model_alias: str, *, frame: str, base_url: str, cache: Path
     if crop_hw is not None:
         blurred, published = centre_crop(blurred, *crop_hw), centre_crop(published, *crop_hw)
     out.mkdir(parents=True, exist_ok=True)
-    with runner_for_model(checkpoint, runtime, "cpu", cache=cache, log=say) as runner:
+    with runner_for_request(checkpoint, runtime, "cpu", precision, min_psnr=min_psnr, cache=cache, log=say) as runner:
         started = time.perf_counter()
         ours = np.clip(deblur_image(runner, blurred), 0.0, 1.0)
         deblur_seconds = time.perf_counter() - started

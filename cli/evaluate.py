@@ -14,13 +14,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cli.common import new_app, precision_help, runtime_help, user_errors
+from cli.common import MinPsnrOpt, auto_precision_help, new_app, runtime_help, user_errors
 from dmphn_core.data.gopro import BLUR_KINDS, find_pairs
 from dmphn_core.errors import DMPHNError
 from dmphn_core.evaluate import evaluate_pairs, render_table, to_markdown, write_json
 from dmphn_core.fileio import write_text_atomic
 from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer
-from export.cache import CACHE_ENV, runner_for_model
+from export.auto import runner_for_request
+from export.cache import CACHE_ENV
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-eval: "))
 
@@ -46,7 +47,8 @@ def evaluate(
     runtime: Annotated[str, typer.Option(help=runtime_help(), show_default="auto: the fastest verified runtime here for a checkpoint; an artifact's own")] = "auto",
     cache: Annotated[Path | None, typer.Option(help="folder of cached verified artifacts", show_default=f"${CACHE_ENV} or ~/.cache/dmphn/artifacts")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    precision: Annotated[str | None, typer.Option(help=precision_help(), show_default="fp32; an engine's own")] = None,
+    precision: Annotated[str | None, typer.Option(help=auto_precision_help(), show_default="fp32; an engine's own")] = None,
+    min_psnr: MinPsnrOpt = None,
     tile: Annotated[int | None, typer.Option(help="run in tiles of N x N pixels")] = None,
     overlap: Annotated[int, typer.Option(help="pixels shared by neighbouring tiles")] = DEFAULT_OVERLAP,
     limit: Annotated[int | None, typer.Option(help="evaluate the first N pairs only")] = None,
@@ -60,7 +62,7 @@ def evaluate(
     if limit is not None and limit < 1:
         raise DMPHNError(f"--limit must be at least 1, got {limit}")
     pairs = pairs[:limit] if limit else pairs
-    runner = runner_for_model(model, runtime, device, precision, cache=cache)
+    runner = runner_for_request(model, runtime, device, precision, min_psnr=min_psnr, cache=cache)
     console = Console()
     if not console.is_terminal:  # logs and pipes: do not fold the table at rich's default 80 columns
         console = Console(width=160)

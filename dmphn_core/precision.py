@@ -31,12 +31,18 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class Precision:
-    """``torch_dtype``: what torch-based runtimes compute in (None: not a torch dtype, e.g. int8)."""
+    """``torch_dtype``: what torch-based runtimes compute in (None: not a torch dtype, e.g. int8).
+
+    ``bits``: the width of the numbers computed with; fewer bits is the expected-faster order
+    ``--precision auto`` tries where nothing was measured on the machine (runners refuse a
+    precision the hardware would only emulate, so the order holds among what can run).
+    """
 
     name: str
     meaning: str
     torch_dtype: torch.dtype | None
     tolerance: Tolerance
+    bits: int = 32
 
 
 #: fp32 must agree to float rounding; reduced precisions are judged by PSNR (dB, range 1)
@@ -48,11 +54,11 @@ PRECISION_TABLE: dict[str, Precision] = {
     p.name: p
     for p in (
         Precision("fp32", "float32", torch.float32, Tolerance(max_abs=1e-4)),
-        Precision("tf32", "float32 storage, TF32 matrix units (NVIDIA GPUs)", torch.float32, Tolerance(min_psnr_db=45.0)),
-        Precision("fp16", "float16 compute, float32 I/O", torch.float16, Tolerance(min_psnr_db=45.0)),
-        Precision("bf16", "bfloat16 compute, float32 I/O", torch.bfloat16, Tolerance(min_psnr_db=42.0)),
+        Precision("tf32", "float32 storage, TF32 matrix units (NVIDIA GPUs)", torch.float32, Tolerance(min_psnr_db=45.0), 19),
+        Precision("fp16", "float16 compute, float32 I/O", torch.float16, Tolerance(min_psnr_db=45.0), 16),
+        Precision("bf16", "bfloat16 compute, float32 I/O", torch.bfloat16, Tolerance(min_psnr_db=42.0), 16),
         # post-training quantization (OpenVINO/NNCF, ONNX Runtime QDQ) of a float artifact
-        Precision("int8", "int8 quantized weights and activations, float32 I/O", None, Tolerance(min_psnr_db=40.0)),
+        Precision("int8", "int8 quantized weights and activations, float32 I/O", None, Tolerance(min_psnr_db=40.0), 8),
     )
 }
 PRECISIONS: tuple[str, ...] = tuple(PRECISION_TABLE)

@@ -7,13 +7,16 @@ whose record is missing, unreadable or whose file no longer matches it is rebuil
 
 :class:`CachedArtifactRunner` runs a checkpoint through an exported runtime: at each new input
 shape it takes (or builds) the static artifact for that shape, so whole images of any size run
-on static-shape artifacts. :func:`pick_fast_runtime` is what ``--runtime auto`` means.
+on static-shape artifacts. What ``--runtime auto`` and ``--precision auto`` mean is
+:mod:`export.auto`; :func:`pick_fast_runtime` is its declared-order answer for one precision.
 """
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -28,7 +31,7 @@ import torch
 from dmphn_core import __version__
 from dmphn_core.checkpoint import load_checkpoint
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import CACHE_ENV, file_sha256, user_cache_dir, write_text_atomic
+from dmphn_core.fileio import CACHE_ENV, file_sha256, strict_json, user_cache_dir, write_text_atomic
 from dmphn_core.model import DMPHN
 from runtimes import runner_class, runner_classes
 from runtimes.base import Runner
@@ -85,8 +88,8 @@ class ArtifactStore:
                                           precision=precision, log=None, **options)
         record = {"sha256": file_sha256(path), "format": fmt, "toolkit": __version__, "torch": torch.__version__,
                   "shape": [batch, 3, height, width], "export_seconds": round(time.perf_counter() - started, 1),
-                  "verification": verification.to_dict()}
-        write_text_atomic(self._record(path), json.dumps(record, indent=2, default=str))
+                  "verified_psnr_db": verification.min_psnr_db, "verification": verification.to_dict()}
+        write_text_atomic(self._record(path), strict_json(record, indent=2))
         self._say(f"cache: built and verified {path}")
         return path, True
 
@@ -102,6 +105,13 @@ class ArtifactStore:
                 continue  # older records have no time: say nothing rather than guess
             return f" (the last one here, {width}x{height} WxH, took {seconds:.0f} s)"
         return ""
+
+    def verified_psnr(self, path: Path, fmt: str) -> float | None:
+        """The lowest PSNR (dB) vs PyTorch fp32 that the entry at ``path`` verified with (inf: identical);
+        None when there is no trustworthy entry there."""
+        if self._problem(path, fmt) is not None:
+            return None
+        return recorded_psnr(json.loads(self._record(path).read_text()))
 
     def _problem(self, path: Path, fmt: str) -> str | None:
         """None when the entry can be trusted; else what is wrong with it."""
@@ -135,23 +145,30 @@ class ArtifactStore:
             self.log(line)
 
 
-class CachedArtifactRunner(Runner):
-    """Runs a checkpoint with an artifact runtime, one cached static artifact per input shape.
+def recorded_psnr(record: dict[str, Any]) -> float:
+    """The PSNR (dB) an entry's record says its verification reached at worst (inf: identical outputs).
 
-    Not in the registry: it wraps a registered runtime (``inner``) and is made by
-    ``--runtime auto`` or by naming an artifact runtime with a checkpoint.
+    Records written before ``verified_psnr_db`` existed are read from their verification cases.
+    """
+    if "verified_psnr_db" in record:
+        value = record["verified_psnr_db"]
+    else:
+        values = [case.get("psnr_db") for case in record["verification"]["cases"]]
+        value = min((v for v in values if v is not None), default=None)
+    return math.inf if value is None else float(value)
+
+
+class PerShapeRunner(Runner):
+    """Runs a checkpoint through one inner runner per input shape, started by :meth:`_start_runner`.
+
+    Whole images of any size run on static-shape artifacts this way. Not in the registry.
     """
 
     runtime = "cached"
 
-    def __init__(self, checkpoint: str | os.PathLike | Callable[[], DMPHN], inner: str, *, store: ArtifactStore,
+    def __init__(self, checkpoint: str | os.PathLike | Callable[[], DMPHN], *, store: ArtifactStore,
                  device: str = "cpu", precision: str = "fp32", threads: int | None = None, name: str | None = None) -> None:
-        super().__init__(device=device, precision=precision, threads=threads,
-                         name=name or f"{inner}-{device}-{precision} (cached artifacts)")
-        self.inner = inner
-        self.inner_class = runner_class(inner)
-        if self.inner_class.artifact_format not in exporters():
-            raise DMPHNError(f"runtime {inner} runs no exported artifact; nothing to cache")
+        super().__init__(device=device, precision=precision, threads=threads, name=name)
         self._source = checkpoint
         self.store = store
         self._model: DMPHN | None = None
@@ -170,23 +187,50 @@ class CachedArtifactRunner(Runner):
         shape = tuple(x.shape)
         runner = self._runners.get(shape)
         if runner is None:
-            assert self._model is not None
-            fmt = self.inner_class.artifact_format
-            batch, _, height, width = shape
-            path, built = self.store.get(self._model, fmt, batch, height, width, self.device, self.precision,
-                                         digest=self._digest)
-            if built:
-                self.built.append(path)
-            runner = self.inner_class(path, device=self.device, precision=self.precision, threads=self.threads)
+            runner = self._start_runner(shape)
             runner.activate()
             self._runners[shape] = runner
         return runner.infer(x)
+
+    @abc.abstractmethod
+    def _start_runner(self, shape: tuple[int, ...]) -> Runner:
+        """A (not yet active) runner for inputs of ``shape`` (B, 3, H, W)."""
+
+    def _artifact(self, fmt: str, shape: tuple[int, ...], precision: str) -> Path:
+        """The verified artifact of ``fmt`` for ``shape``, from the store (built here when missing)."""
+        assert self._model is not None
+        batch, _, height, width = shape
+        path, built = self.store.get(self._model, fmt, batch, height, width, self.device, precision, digest=self._digest)
+        if built:
+            self.built.append(path)
+        return path
 
     def _deactivate(self) -> None:
         for runner in self._runners.values():
             runner.deactivate()
         self._runners.clear()
         self._model = None
+
+
+class CachedArtifactRunner(PerShapeRunner):
+    """Runs a checkpoint with an artifact runtime, one cached static artifact per input shape.
+
+    Not in the registry: it wraps a registered runtime (``inner``) and is made by naming an
+    artifact runtime with a checkpoint (``--runtime auto`` uses :class:`export.auto.AutoRunner`).
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | Callable[[], DMPHN], inner: str, *, store: ArtifactStore,
+                 device: str = "cpu", precision: str = "fp32", threads: int | None = None, name: str | None = None) -> None:
+        super().__init__(checkpoint, store=store, device=device, precision=precision, threads=threads,
+                         name=name or f"{inner}-{device}-{precision} (cached artifacts)")
+        self.inner = inner
+        self.inner_class = runner_class(inner)
+        if self.inner_class.artifact_format not in exporters():
+            raise DMPHNError(f"runtime {inner} runs no exported artifact; nothing to cache")
+
+    def _start_runner(self, shape: tuple[int, ...]) -> Runner:
+        path = self._artifact(self.inner_class.artifact_format, shape, self.precision)
+        return self.inner_class(path, device=self.device, precision=self.precision, threads=self.threads)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "runtime": self.inner, "cache": str(self.store.root)}
@@ -222,7 +266,8 @@ def runner_for_model(
     cache: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = print,
 ) -> Runner:
-    """The runner ``dmphn-deblur`` / ``dmphn-eval`` / the demo use for a model argument.
+    """The runner for a model argument with a named runtime and precision (:func:`export.auto.runner_for_request`
+    handles ``auto`` for the commands).
 
     An exported artifact runs with its own runtime (:func:`runtimes.resolve.resolve_runner`). A
     checkpoint (None: the shipped demo model) runs with ``runtime``: "auto" picks the fastest
@@ -255,4 +300,5 @@ def runner_for_model(
     return CachedArtifactRunner(path, runtime, store=store, device=device, precision=precision, threads=threads)
 
 
-__all__ = ["ArtifactStore", "CACHE_ENV", "CachedArtifactRunner", "artifact_cache_dir", "model_digest", "pick_fast_runtime", "runner_for_model"]
+__all__ = ["ArtifactStore", "CACHE_ENV", "CachedArtifactRunner", "PerShapeRunner", "artifact_cache_dir", "model_digest",
+           "pick_fast_runtime", "recorded_psnr", "runner_for_model"]

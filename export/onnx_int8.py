@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 import onnx
 
-from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, metadata_json
+from dmphn_core.artifact import INPUT_NAME, METADATA_KEY, metadata_json, onnx_model_metadata
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_bytes_atomic
 from dmphn_core.model import IMAGE_CHANNELS
 
 from .calibration import DEFAULT_SAMPLES, calibration_batches, calibration_shape, check_keep_float
-from .to_onnx import read_onnx_metadata
 
 #: Ops ONNX Runtime inserts for QDQ quantization; their presence marks an int8 graph.
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -102,7 +101,7 @@ def quantize_onnx_int8(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     source = onnx.load(str(fp32_path))
-    metadata = read_onnx_metadata(source)
+    metadata = onnx_model_metadata(source)
     if metadata is None:
         raise DMPHNError(f"{fp32_path} has no DMPHN metadata: quantize an ONNX written by dmphn-export onnx")
     batch, _, height, width = metadata["export_shape"]
@@ -111,7 +110,7 @@ def quantize_onnx_int8(
     check_keep_float(keep_float)
     calib_h, calib_w = height, width
     if calibration_graph is not None:
-        dynamic = read_onnx_metadata(onnx.load(str(calibration_graph)))
+        dynamic = onnx_model_metadata(onnx.load(str(calibration_graph)))
         dynamic_hw = dynamic is not None and all(isinstance(dim, str) for dim in dynamic["input"]["shape"][2:])
         if not dynamic_hw or dynamic["config"] != metadata["config"]:
             raise DMPHNError(f"{calibration_graph} is not this model with dynamic H and W (dmphn-export onnx --dynamic-hw)")

@@ -83,6 +83,11 @@ class VerificationReport:
     def passed(self) -> bool:
         return bool(self.cases) and all(case["passed"] for case in self.cases)
 
+    @property
+    def min_psnr_db(self) -> float | None:
+        """The worst case's PSNR (dB) vs fp32: what the artifact's quality is recorded as (None: no case)."""
+        return min((case["psnr_db"] for case in self.cases), default=None)
+
     def add(self, label: str, shape: tuple[int, ...], comparison: Comparison) -> None:
         self.cases.append({"input": label, "shape": list(shape), **comparison.to_dict()})
 

@@ -237,3 +237,20 @@ def test_bench_on_frames_records_input_and_weights(frames_and_expected, tmp_path
     (row,) = json.loads(json_path.read_text())
     assert (row["height"], row["width"], row["batch"]) == (32, 64, 3) and row["status"] == "ok"
     assert row["input"] == f"frames of {inputs}" and row["weights"] == "untrained DMPHN-1-2 (seed 3)"
+
+
+def test_record_writes_a_table_auto_reads_for_this_machine(make_checkpoint, tmp_path):
+    from dmphn_core.checkpoint import load_checkpoint
+    from export.cache import model_digest
+    from export.speed_table import TableKey, measured_speeds, speed_table_dir
+
+    checkpoint = make_checkpoint(1)
+    result = cli.invoke(bench_app, ["-c", str(checkpoint), "--runtime", "torch,torch-ref,trt", "--device", "cpu",
+                                    "--shape", "32x64", "--threads", "1", "--warmup", "0", "--iters", "2",
+                                    "--record", "--cache", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "recorded measured speeds: " in result.stdout
+    key = TableKey.here(model_digest(load_checkpoint(checkpoint).build_model()), 32, 64, "cpu", threads=1)
+    speeds = measured_speeds(key, speed_table_dir(tmp_path))
+    assert set(speeds) == {("torch", "fp32"), ("torch-ref", "fp32")}  # the skipped trt row is not recorded
+    assert all(ms > 0 for ms in speeds.values())

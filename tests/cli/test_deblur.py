@@ -267,3 +267,14 @@ def test_cuda_deblur_matches_the_cpu_output(tmp_path, runtime):
     assert gpu.exit_code == 0, gpu.output
     difference = np.abs(read_image(tmp_path / "gpu.png").astype(int) - read_image(tmp_path / "cpu.png").astype(int))
     assert difference.max() <= 1, difference.max()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--min-psnr", "40"], "--min-psnr is the quality floor of --precision auto"),
+    (["--precision", "auto", "--min-psnr", "0"], "--min-psnr must be a positive number"),
+])
+def test_min_psnr_needs_precision_auto_and_a_positive_floor(tmp_path, make_checkpoint, args, message):
+    source = tmp_path / "in.png"
+    write_image(source, sample_photo(32, 64))
+    result = cli.invoke(app, [str(source), "-o", str(tmp_path / "out.png"), "--model", str(make_checkpoint(1)), *args])
+    assert message in _one_line_error(result)
