@@ -14,6 +14,7 @@ import typer
 from benchmarks.bench import BenchSettings, run_benchmark
 from benchmarks.machine import machine_info
 from benchmarks.parity import load_frames, run_parity, run_parity_on_frames
+from benchmarks.profile import add_profiles, profile_markdown
 from benchmarks.prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
 from benchmarks.report import (
     add_speedups,
@@ -30,6 +31,7 @@ from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_text_atomic
 from dmphn_core.precision import PRECISIONS
 from runtimes import runtime_names
+from runtimes.profiling import DEFAULT_TOP
 
 bench_app = new_app("Latency of every runtime on the same inputs, side by side.")
 parity_app = new_app("Parity of every runtime against the PyTorch fp32 reference.")
@@ -109,14 +111,16 @@ def bench(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="write rows as CSV")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG plot of latency by runtime and shape")] = None,
     inputs: Annotated[Path | None, typer.Option("--inputs", help="time on these frames (the first `batch` of them) instead of random data; --shape defaults to their size")] = None,
+    profile: Annotated[bool, typer.Option("--profile", help="after timing, profile one more call per row with the runtime's own profiler (torch family, ort, ov): top ops/layers, kernels, precisions")] = False,
+    profile_top: Annotated[int, typer.Option(help="rows of each --profile table")] = DEFAULT_TOP,
 ) -> None:
     """Time runtimes on one set of inputs: mean/p50/p90/p99/min, throughput, memory, roofline."""
     device = _device(device)
     frames = torch.from_numpy(np.concatenate([x for _, x in load_frames(inputs)])) if inputs is not None else None
     if frames is not None and not shape:
         shape = [f"{frames.shape[-2]}x{frames.shape[-1]}"]
-    if warmup < 0 or iters < 1:
-        raise DMPHNError("--warmup must be >= 0 and --iters >= 1")
+    if warmup < 0 or iters < 1 or profile_top < 1:
+        raise DMPHNError("--warmup must be >= 0, --iters and --profile-top >= 1")
     _set_threads(threads)
     specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated)
     settings = BenchSettings(
@@ -131,12 +135,15 @@ def bench(
     )
     folder, temp = _workdir(workdir)
     try:
-        rows = run_benchmark(specs, ArtifactCache(checkpoint, folder), settings, machine_info(device))
+        cache = ArtifactCache(checkpoint, folder)
+        rows = run_benchmark(specs, cache, settings, machine_info(device))
+        if profile:
+            add_profiles(rows, specs, cache, settings, profile_top)
     finally:
         if temp is not None:
             temp.cleanup()
     add_speedups(rows)
-    table = bench_markdown(rows)
+    table = bench_markdown(rows) + (f"\n## Profiles\n\n{profile_markdown(rows)}" if profile else "")
     print(table)
     if markdown:
         write_text_atomic(markdown, table)

@@ -24,6 +24,7 @@ from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHNConfig
 from dmphn_core.precision import PRECISIONS
 
+from .profiling import Profile
 from .torch_utils import cpu_emulation_reason
 
 DEVICES = ("cpu", "cuda")
@@ -164,6 +165,21 @@ class Runner(abc.ABC):
                     raise DMPHNError(
                         f"{self.name}: artifact was built for input {expected}, got {'x'.join(map(str, x.shape))}"
                     )
+
+    def profile(self, x: np.ndarray | torch.Tensor) -> Profile:
+        """One warm-up and one profiled call of ``x`` (B, 3, H, W) under this runtime's profiler.
+
+        Raises RuntimeUnavailable for runtimes without a profiler hook (``_profile``).
+        """
+        if not self.is_active:
+            raise DMPHNError(f"runner {self.name} is not active; use it in a `with` block or call activate()")
+        tensor = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+        self._check_input(tensor)
+        return self._profile(tensor.to(self.device, torch.float32))
+
+    def _profile(self, x: torch.Tensor) -> Profile:
+        """Runners with a profiler override this (torch family: ``runtimes.profiling.profile_torch``)."""
+        raise RuntimeUnavailable(f"{self.runtime} has no profiler hook")
 
     def synchronize(self) -> None:
         """Wait for queued device work (timing needs it on CUDA)."""

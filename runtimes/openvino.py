@@ -29,6 +29,7 @@ from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, config_of, read_metadat
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 
 from .base import Runner
+from .profiling import Profile, openvino_rows, timed
 
 #: OpenVINO's name of each project precision in INFERENCE_PRECISION_HINT.
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
@@ -99,6 +100,7 @@ class OpenVINORunner(Runner):
         self.performance_hint = performance_hint
         self.metadata: dict[str, Any] | None = None
         self.compiled = None
+        self.model = None
         self.request = None
         #: what OpenVINO reports it computes in, after compiling (e.g. "f32", "bf16")
         self.executed_precision: str | None = None
@@ -147,13 +149,7 @@ class OpenVINORunner(Runner):
                 f"{self.path} is {'an int8 (quantized)' if quantized else 'a float'} IR; run it at precision "
                 f"{'int8' if quantized else 'fp32, bf16 or fp16'}, not {self.precision}"
             )
-        config: dict[str, Any] = {
-            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision],
-            "PERFORMANCE_HINT": self.performance_hint,
-        }
-        if self.threads:
-            config["INFERENCE_NUM_THREADS"] = self.threads
-        compiled = core.compile_model(model, "CPU", config)
+        compiled = core.compile_model(model, "CPU", self.compile_config())
         executed = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.executed_precision = _type_name(executed)
         if self.executed_precision != INFERENCE_PRECISION[self.precision]:
@@ -162,10 +158,32 @@ class OpenVINORunner(Runner):
                 f"{INFERENCE_PRECISION[self.precision]} (no support on this CPU)"
             )
         self.compiled = compiled
+        self.model = model
         self.request = compiled.create_infer_request()
         shape = model.input(0).get_partial_shape()
         self.input_shape = tuple(dim.get_length() if dim.is_static else None for dim in shape)
         self.model_config = config_of(self.metadata)
+
+    def compile_config(self, **extra: Any) -> dict[str, Any]:
+        """The CPU plugin settings this runner compiles with (``extra``: e.g. ``PERF_COUNT``)."""
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision],
+            "PERFORMANCE_HINT": self.performance_hint,
+            **extra,
+        }
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        return config
+
+    def _profile(self, x: torch.Tensor) -> Profile:
+        """One warm-up and one call of a copy compiled with performance counters on (``PERF_COUNT``):
+        per executed layer, the kernel (``exec_type``) and the precision it ran in."""
+        compiled = _core().compile_model(self.model, "CPU", self.compile_config(PERF_COUNT=True))
+        request = compiled.create_infer_request()
+        feed = {INPUT_NAME: np.ascontiguousarray(x.detach().numpy())}
+        request.infer(feed)  # warm-up: the counters below are the second call's
+        wall_ms = timed(lambda: request.infer(feed))
+        return Profile("openvino performance counters", wall_ms, openvino_rows(request.profiling_info))
 
     def _check_io(self, model) -> None:
         inputs = [name for port in model.inputs for name in port.get_names()]
@@ -179,6 +197,7 @@ class OpenVINORunner(Runner):
     def _deactivate(self) -> None:
         self.request = None
         self.compiled = None
+        self.model = None
 
     # -- inference -------------------------------------------------------------------
     def _infer(self, x: torch.Tensor) -> torch.Tensor:

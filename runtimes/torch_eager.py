@@ -15,6 +15,7 @@ from dmphn_core.precision import torch_dtype
 from dmphn_core.reference import PerPatchDMPHN
 
 from .base import Runner, require_cuda
+from .profiling import profile_torch
 from .torch_utils import tf32_mode
 
 
@@ -65,6 +66,7 @@ class TorchRunner(Runner):
     rank = 0
     per_patch = False
     uses_torch_cpu_kernels = True
+    _profile = profile_torch  # torch.profiler around infer (runtimes.profiling)
 
     def __init__(
         self, model: ModelSource = None, *, device: str = "cpu", precision: str = "fp32",
