@@ -13,8 +13,10 @@ import typer
 
 from benchmarks.bench import BenchSettings, run_benchmark
 from benchmarks.machine import machine_info
-from benchmarks.parity import load_frames, run_parity, run_parity_on_frames
+from benchmarks.layers import layers_markdown, run_layers_for_specs
+from benchmarks.parity import load_frames, run_parity, run_parity_loaded, run_parity_on_frames
 from benchmarks.profile import add_profiles, profile_markdown
+from benchmarks.saved_outputs import save_outputs as save_outputs_to
 from benchmarks.prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
 from benchmarks.report import (
     add_speedups,
@@ -180,6 +182,10 @@ def parity(
     inputs: Annotated[Path | None, typer.Option("--inputs", help="folder of real frames of one size: run each at full size (replaces --shape, --batch)")] = None,
     expected: Annotated[Path | None, typer.Option("--expected", help="with --inputs: folder of expected outputs under the same names (e.g. the authors' published results)")] = None,
     expected_min_psnr: Annotated[float, typer.Option(help="PSNR (dB) a runtime must reach against --expected")] = MIN_PSNR_VS_PUBLISHED_DB,
+    layers: Annotated[bool, typer.Option("--layers", help="compare every convolution's output and each level's features and residual with the fp32 reference (torch, ort, ov) and name the first point under the floor, instead of the final outputs")] = False,
+    layer_min_psnr: Annotated[float | None, typer.Option(help="with --layers: the per-point PSNR floor (default: the precision's bar, 80 dB for fp32)")] = None,
+    save_outputs: Annotated[Path | None, typer.Option("--save-outputs", help="also save every output (.npy) with a hashed manifest, to compare on another machine with --load-outputs")] = None,
+    load_outputs: Annotated[Path | None, typer.Option("--load-outputs", help="compare outputs saved by --save-outputs (e.g. on a GPU host) with this machine's fp32 reference on the same inputs, instead of running runtimes")] = None,
 ) -> None:
     """Compare every runtime with PyTorch fp32 on random inputs and real photos; exit 1 on any FAIL.
 
@@ -193,19 +199,33 @@ def parity(
         raise DMPHNError("--expected needs --inputs (the frames those outputs were made from)")
     if expected is not None and not expected.is_dir():
         raise DMPHNError(f"--expected {expected} is not a folder")
-    specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated)
+    if layers and (expected is not None or save_outputs is not None or load_outputs is not None):
+        raise DMPHNError("--layers compares intermediate points; run --expected, --save-outputs or --load-outputs apart")
+    if save_outputs is not None and load_outputs is not None:
+        raise DMPHNError("--save-outputs and --load-outputs do not go together")
+    specs = [] if load_outputs is not None else _specs(runtime, device, precision, compile_mode, cuda_graph,
+                                                       allow_emulated)
+    saved: list | None = [] if save_outputs is not None else None
     folder, temp = _workdir(workdir)
     try:
         cache = ArtifactCache(checkpoint, folder)
-        if inputs is not None:
+        if load_outputs is not None:
+            rows = run_parity_loaded(load_outputs, cache, machine_info(device), inputs)
+        elif layers:
+            frames = load_frames(inputs) if inputs is not None else None
+            rows = run_layers_for_specs(specs, cache, batch, height, width, machine_info(device), frames, threads,
+                                        layer_min_psnr)
+        elif inputs is not None:
             rows = run_parity_on_frames(specs, cache, inputs, machine_info(device), expected, expected_min_psnr,
-                                        threads=threads)
+                                        threads=threads, saved=saved)
         else:
-            rows = run_parity(specs, cache, batch, height, width, machine_info(device), threads=threads)
+            rows = run_parity(specs, cache, batch, height, width, machine_info(device), threads=threads, saved=saved)
     finally:
         if temp is not None:
             temp.cleanup()
-    table = parity_markdown(rows)
+    if saved is not None:
+        print(f"saved {len(saved)} output(s): {save_outputs_to(save_outputs, saved, machine_info(device))}")
+    table = layers_markdown(rows) if layers else parity_markdown(rows)
     print(table)
     if markdown:
         write_text_atomic(markdown, table)

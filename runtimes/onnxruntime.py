@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, config_of, read_metadat
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 
 from .base import Runner, require_cuda
+from .layers import MarkedOutputs, mark_onnx
 from .profiling import Profile, onnxruntime_rows, read_onnxruntime_trace, timed
 
 PROVIDERS = {
@@ -167,6 +169,17 @@ class OnnxRuntimeRunner(Runner):
             trace = read_onnxruntime_trace(session.end_profiling())
         # the trace holds both runs: keep the profiled one's node events
         return Profile("onnxruntime profiler", wall_ms, onnxruntime_rows(_last_run(trace)))
+
+    def _mark_outputs(self, x: torch.Tensor, inputs_of: Collection[int]) -> MarkedOutputs:
+        """A second session of the graph with every Conv/ConvTranspose output marked as a graph output."""
+        import onnx
+
+        if self.device != "cpu":
+            raise RuntimeUnavailable(f"{self.name}: marking ONNX outputs runs the CPU provider only")
+        data, outputs, inputs, names = mark_onnx(onnx.load(str(self.path)), inputs_of)
+        wanted = list(dict.fromkeys([*outputs, *inputs.values()]))
+        values = dict(zip(wanted, self.new_session(data).run(wanted, {INPUT_NAME: x.detach().contiguous().numpy()})))
+        return MarkedOutputs([values[name] for name in outputs], {i: values[name] for i, name in inputs.items()}, names)
 
     def _providers(self) -> list[Any]:
         if self.provider == "cpu":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +30,7 @@ from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, config_of, read_metadat
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 
 from .base import Runner
+from .layers import MarkedOutputs, mark_openvino
 from .profiling import Profile, openvino_rows, timed
 
 #: OpenVINO's name of each project precision in INFERENCE_PRECISION_HINT.
@@ -184,6 +186,20 @@ class OpenVINORunner(Runner):
         request.infer(feed)  # warm-up: the counters below are the second call's
         wall_ms = timed(lambda: request.infer(feed))
         return Profile("openvino performance counters", wall_ms, openvino_rows(request.profiling_info))
+
+    def _mark_outputs(self, x: torch.Tensor, inputs_of: Collection[int]) -> MarkedOutputs:
+        """A copy of the model with every convolution's output (before its bias) added
+        (``Model.add_outputs``), compiled with this runner's settings."""
+        model = self.model.clone()
+        outputs, inputs, names = mark_openvino(model, inputs_of)
+        request = _core().compile_model(model, "CPU", self.compile_config()).create_infer_request()
+        request.infer({INPUT_NAME: np.ascontiguousarray(x.detach().numpy())})
+
+        def value(index: int) -> np.ndarray:
+            return np.array(request.get_output_tensor(index).data, dtype=np.float32)
+
+        return MarkedOutputs([value(i) for i in outputs], {k: value(i) for k, i in inputs.items()}, names,
+                             without_bias=True)
 
     def _check_io(self, model) -> None:
         inputs = [name for port in model.inputs for name in port.get_names()]
