@@ -35,6 +35,9 @@ from .profiling import Profile, openvino_rows, timed
 
 #: OpenVINO's name of each project precision in INFERENCE_PRECISION_HINT.
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+#: hints an int8 IR may be compiled with: its float layers in f32 (the default, see the module
+#: docstring) or bf16 (explored in docs/explain.md)
+INT8_FLOAT_HINTS = ("f32", "bf16")
 #: CPU plugin capability (``OPTIMIZATION_CAPABILITIES``) each precision needs to really run.
 REQUIRED_CAPABILITY = {"bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
 #: Performance hints OpenVINO knows; LATENCY (one request, all cores on it) suits single-image deblurring.
@@ -89,6 +92,7 @@ class OpenVINORunner(Runner):
         performance_hint: str = "LATENCY",
         weights: str | os.PathLike | None = None,
         name: str | None = None,
+        int8_float_hint: str = "f32",
     ) -> None:
         if performance_hint not in PERFORMANCE_HINTS:
             raise DMPHNError(f"unknown OpenVINO performance hint {performance_hint!r}; use one of {PERFORMANCE_HINTS}")
@@ -100,6 +104,10 @@ class OpenVINORunner(Runner):
         self.weights = Path(weights) if weights is not None else self.path.with_suffix(".bin")
         self.threads = threads
         self.performance_hint = performance_hint
+        if int8_float_hint not in INT8_FLOAT_HINTS:
+            raise DMPHNError(f"unknown int8_float_hint {int8_float_hint!r}; use one of {', '.join(INT8_FLOAT_HINTS)}")
+        #: INFERENCE_PRECISION_HINT of an int8 IR: what its float (unquantized) layers compute in
+        self.int8_float_hint = int8_float_hint
         self.metadata: dict[str, Any] | None = None
         self.compiled = None
         self.model = None
@@ -154,10 +162,10 @@ class OpenVINORunner(Runner):
         compiled = core.compile_model(model, "CPU", self.compile_config())
         executed = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.executed_precision = _type_name(executed)
-        if self.executed_precision != INFERENCE_PRECISION[self.precision]:
+        if self.executed_precision != self.hint:
             raise RuntimeUnavailable(
                 f"{self.name}: OpenVINO compiled the model in {self.executed_precision}, not "
-                f"{INFERENCE_PRECISION[self.precision]} (no support on this CPU)"
+                f"{self.hint} (no support on this CPU)"
             )
         self.compiled = compiled
         self.model = model
@@ -166,10 +174,15 @@ class OpenVINORunner(Runner):
         self.input_shape = tuple(dim.get_length() if dim.is_static else None for dim in shape)
         self.model_config = config_of(self.metadata)
 
+    @property
+    def hint(self) -> str:
+        """The INFERENCE_PRECISION_HINT this runner compiles with."""
+        return self.int8_float_hint if self.precision == "int8" else INFERENCE_PRECISION[self.precision]
+
     def compile_config(self, **extra: Any) -> dict[str, Any]:
         """The CPU plugin settings this runner compiles with (``extra``: e.g. ``PERF_COUNT``)."""
         config: dict[str, Any] = {
-            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision],
+            "INFERENCE_PRECISION_HINT": self.hint,
             "PERFORMANCE_HINT": self.performance_hint,
             **extra,
         }
@@ -227,6 +240,7 @@ class OpenVINORunner(Runner):
         return {
             **super().describe(), "openvino": openvino_version(), "threads": self.threads,
             "performance_hint": self.performance_hint, "executed_precision": self.executed_precision,
+            **({"int8_float_hint": self.int8_float_hint} if self.precision == "int8" else {}),
         }
 
 
