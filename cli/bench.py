@@ -12,12 +12,11 @@ import torch
 import typer
 
 from benchmarks.bench import BenchSettings, run_benchmark
-from benchmarks.machine import machine_info
 from benchmarks.layers import layers_markdown, run_layers_for_specs
+from benchmarks.machine import machine_info
 from benchmarks.parity import load_frames, run_parity, run_parity_loaded, run_parity_on_frames
-from benchmarks.profile import add_profiles, profile_markdown
-from benchmarks.saved_outputs import save_outputs as save_outputs_to
 from benchmarks.prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
+from benchmarks.profile import add_profiles, profile_markdown
 from benchmarks.report import (
     add_speedups,
     bench_markdown,
@@ -27,6 +26,7 @@ from benchmarks.report import (
     write_csv,
     write_json,
 )
+from benchmarks.saved_outputs import save_outputs as save_outputs_to
 from cli.common import fail, new_app, user_errors
 from dmphn_core.authors import MIN_PSNR_VS_PUBLISHED_DB
 from dmphn_core.errors import DMPHNError
