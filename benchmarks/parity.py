@@ -17,6 +17,7 @@ from export.verify import inputs_for, reference_runner
 from runtimes.compare import compare_outputs, first_line, run_and_compare
 
 from .prepare import ArtifactCache, RunnerSpec, make_runner
+from .saved_outputs import array_sha256, check_inputs, load_outputs
 
 
 def run_parity(
@@ -29,10 +30,12 @@ def run_parity(
     seed: int = 0,
     progress: Callable[[str], None] = print,
     threads: int | None = None,
+    saved: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (spec, input): max abs, mean abs, PSNR vs reference, pass/fail by precision.
 
     ``threads``: CPU threads of runtimes with their own pool (ONNX Runtime); torch's are set by the caller.
+    ``saved``: when given, each output is appended to it (for :func:`benchmarks.saved_outputs.save_outputs`).
     """
     model = cache.model
     model.geometry.check_size(height, width)
@@ -63,12 +66,21 @@ def run_parity(
             rows.append({**base, "input": "-", "status": "error", "reason": first_line(exc)})
             progress(f"error {spec.label}: {rows[-1]['reason']}")
             continue
-        for result in run_and_compare([runner], input_sets[kind], reference_runner(model), record_errors=True,
-                                      progress=progress, expected=expected[kind]):
+        results = run_and_compare([runner], input_sets[kind], reference_runner(model), record_errors=True,
+                                  progress=progress, expected=expected[kind], keep_outputs=saved is not None)
+        for index, result in enumerate(results):
             case = result.to_dict()
             case.pop("shape")
             rows.append({**base, **case})
+            if saved is not None and result.output is not None:
+                saved.append({**_saved_fields(base), "input": result.input, "input_kind": kind, "seed": seed,
+                              "input_array": input_sets[kind][index][1], "output": result.output})
     return rows
+
+
+def _saved_fields(base: dict[str, Any]) -> dict[str, Any]:
+    keys = ("runtime", "runner", "device", "precision", "batch", "height", "width", "model", "weights")
+    return {key: base[key] for key in keys}
 
 
 def load_frames(folder: Path) -> list[tuple[str, np.ndarray]]:
@@ -100,6 +112,7 @@ def run_parity_on_frames(
     expected_min_psnr_db: float = MIN_PSNR_VS_PUBLISHED_DB,
     progress: Callable[[str], None] = print,
     threads: int | None = None,
+    saved: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Each runtime on each frame of ``inputs`` at its full size, batch 1.
 
@@ -139,11 +152,14 @@ def run_parity_on_frames(
         own_bar = tolerance_for(spec.precision).min_psnr_db
         expected_tolerance = Tolerance(min_psnr_db=min(expected_min_psnr_db, own_bar or expected_min_psnr_db))
         results = run_and_compare([runner], frames, reference_runner(model), record_errors=True, progress=progress,
-                                  expected=expected_outputs, keep_outputs=targets is not None)
+                                  expected=expected_outputs, keep_outputs=targets is not None or saved is not None)
         for index, result in enumerate(results):
             case = result.to_dict()
             case.pop("shape")
             rows.append({**base, **case, "against": "pytorch-fp32"})
+            if saved is not None and result.output is not None:
+                saved.append({**_saved_fields(base), "input": result.input, "input_kind": "frames",
+                              "input_array": frames[index][1], "output": result.output})
             if targets is None or result.output is None:
                 continue
             clipped = np.clip(np.asarray(result.output, dtype=np.float32), 0.0, 1.0)
@@ -153,4 +169,43 @@ def run_parity_on_frames(
                          "status": "pass" if comparison.passed else "fail", **comparison.to_dict(),
                          "mean_signed_lsb": lean})
             progress(f"      {result.input} vs {expected}: {comparison.summary()}")
+    return rows
+
+
+def run_parity_loaded(
+    folder: Path, cache: ArtifactCache, machine: dict[str, Any], inputs: Path | None = None,
+    progress: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Outputs saved by ``dmphn-parity --save-outputs`` (e.g. on a GPU host) against this machine's
+    fp32 reference on the same inputs (regenerated, or ``inputs``' frames; checked by hash)."""
+    manifest, loaded = load_outputs(folder)
+    model = cache.model
+    frames = load_frames(inputs) if inputs is not None else None
+
+    def inputs_of(record: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
+        if record.get("weights") != cache.weights:
+            raise DMPHNError(f"the saved {record.get('runner')} output ran {record.get('weights')}, "
+                             f"not these weights ({cache.weights}): pass the same --checkpoint")
+        if record.get("input_kind") == "frames":
+            if frames is None:
+                raise DMPHNError("the saved outputs were made from frames: pass the same --inputs folder")
+            return frames
+        return inputs_for(str(record.get("input_kind")), int(record["batch"]), int(record["height"]),
+                          int(record["width"]), int(record.get("seed", 0)))
+
+    xs = check_inputs([record for record, _ in loaded], inputs_of)
+    references: dict[str, np.ndarray] = {}
+    rows = []
+    with reference_runner(model)("cpu") as reference:
+        for (record, output), x in zip(loaded, xs):
+            key = array_sha256(x)
+            if key not in references:
+                references[key] = np.asarray(reference.infer(x))
+            comparison = compare_outputs(output, references[key], tolerance_for(str(record["precision"])))
+            progress(f"      saved {record['runner']} on {record['input']}: {comparison.summary()}")
+            rows.append({**{k: record[k] for k in ("runtime", "device", "precision", "batch", "height", "width",
+                                                   "model", "weights", "input")},
+                         "runner": f"{record['runner']} (saved)", "saved_in": str(folder),
+                         "saved_on": manifest.get("machine", {}), "machine": machine, "against": "pytorch-fp32",
+                         "status": "pass" if comparison.passed else "fail", **comparison.to_dict()})
     return rows

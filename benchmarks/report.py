@@ -72,7 +72,8 @@ def noise_warning(rows: list[dict[str, Any]], limit: float = SPREAD_LIMIT) -> st
             "or with more --iters")
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
+def _fmt(value: Any, digits: int = 2, style: str = "f") -> str:
+    """``value`` for a table cell: fixed point (``style="f"``) or scientific (``"e"``)."""
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -80,6 +81,8 @@ def _fmt(value: Any, digits: int = 2) -> str:
             return "inf"
         if math.isnan(value):
             return "nan"
+        if style == "e":
+            return f"{value:.{digits}e}"
         return f"{value:.{digits}f}" if abs(value) < 1e5 else f"{value:.3g}"
     return str(value)
 
@@ -150,16 +153,17 @@ def bench_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def parity_markdown(rows: list[dict[str, Any]]) -> str:
-    header = ["runner", "input", "shape", "max abs", "mean abs", "PSNR dB", "tolerance", "result"]
+    header = ["runner", "input", "shape", "max abs", "p99 abs", "median abs", "rel err", "PSNR dB", "tolerance", "result"]
     lines = []
     for r in rows:
         shape = f"{r['batch']}×3×{r['height']}×{r['width']}"
         if r.get("status") in ("skipped", "error"):
-            lines.append([r["runner"], "–", shape, "", "", "", "", f"{r['status']}: {r.get('reason', '')}"])
+            lines.append([r["runner"], "–", shape, "", "", "", "", "", "", f"{r['status']}: {r.get('reason', '')}"])
             continue
         against = {"pytorch-fp32": "", "expected": " vs expected"}.get(r.get("against", ""), "")
         lines.append([
-            r["runner"], r["input"] + against, shape, f"{r['max_abs']:.2e}", f"{r['mean_abs']:.2e}",
+            r["runner"], r["input"] + against, shape, f"{r['max_abs']:.2e}", _fmt(r.get("p99_abs"), 2, "e"),
+            _fmt(r.get("median_abs"), 2, "e"), _fmt(r.get("rel_err"), 2, "e"),
             _fmt(r["psnr_db"]), r["tolerance"], "PASS" if r["status"] == "pass" else "**FAIL**",
         ])
     machine = next((r["machine"] for r in rows), {})

@@ -12,9 +12,11 @@ import torch
 import typer
 
 from benchmarks.bench import BenchSettings, run_benchmark
+from benchmarks.layers import layers_markdown, run_layers_for_specs
 from benchmarks.machine import machine_info
-from benchmarks.parity import load_frames, run_parity, run_parity_on_frames
+from benchmarks.parity import load_frames, run_parity, run_parity_loaded, run_parity_on_frames
 from benchmarks.prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
+from benchmarks.profile import add_profiles, profile_markdown
 from benchmarks.report import (
     add_speedups,
     bench_markdown,
@@ -24,12 +26,14 @@ from benchmarks.report import (
     write_csv,
     write_json,
 )
+from benchmarks.saved_outputs import save_outputs as save_outputs_to
 from cli.common import fail, new_app, user_errors
 from dmphn_core.authors import MIN_PSNR_VS_PUBLISHED_DB
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_text_atomic
 from dmphn_core.precision import PRECISIONS
 from runtimes import runtime_names
+from runtimes.profiling import DEFAULT_TOP
 
 bench_app = new_app("Latency of every runtime on the same inputs, side by side.")
 parity_app = new_app("Parity of every runtime against the PyTorch fp32 reference.")
@@ -127,14 +131,16 @@ def bench(
     inputs: Annotated[Path | None, typer.Option("--inputs", help="time on these frames (the first `batch` of them) instead of random data; --shape defaults to their size")] = None,
     record: Annotated[bool, typer.Option("--record", help="time the artifact cache's artifacts and record each row's p50 there: --runtime auto and --precision auto then rank by it on this machine")] = False,
     cache: Annotated[Path | None, typer.Option(help="with --record: the cache folder", show_default="$DMPHN_CACHE or ~/.cache/dmphn")] = None,
+    profile: Annotated[bool, typer.Option("--profile", help="after timing, profile one more call per row with the runtime's own profiler (torch family, ort, ov): top ops/layers, kernels, precisions")] = False,
+    profile_top: Annotated[int, typer.Option(help="rows of each --profile table")] = DEFAULT_TOP,
 ) -> None:
     """Time runtimes on one set of inputs: mean/p50/p90/p99/min, throughput, memory, roofline."""
     device = _device(device)
     frames = torch.from_numpy(np.concatenate([x for _, x in load_frames(inputs)])) if inputs is not None else None
     if frames is not None and not shape:
         shape = [f"{frames.shape[-2]}x{frames.shape[-1]}"]
-    if warmup < 0 or iters < 1:
-        raise DMPHNError("--warmup must be >= 0 and --iters >= 1")
+    if warmup < 0 or iters < 1 or profile_top < 1:
+        raise DMPHNError("--warmup must be >= 0, --iters and --profile-top >= 1")
     _set_threads(threads)
     specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated)
     settings = BenchSettings(
@@ -151,11 +157,13 @@ def bench(
     artifacts = ArtifactCache(checkpoint, folder, store=_record_store(cache) if record else None)
     try:
         rows = run_benchmark(specs, artifacts, settings, machine_info(device))
+        if profile:
+            add_profiles(rows, specs, artifacts, settings, profile_top)
     finally:
         if temp is not None:
             temp.cleanup()
     add_speedups(rows)
-    table = bench_markdown(rows)
+    table = bench_markdown(rows) + (f"\n## Profiles\n\n{profile_markdown(rows)}" if profile else "")
     print(table)
     if markdown:
         write_text_atomic(markdown, table)
@@ -194,6 +202,10 @@ def parity(
     inputs: Annotated[Path | None, typer.Option("--inputs", help="folder of real frames of one size: run each at full size (replaces --shape, --batch)")] = None,
     expected: Annotated[Path | None, typer.Option("--expected", help="with --inputs: folder of expected outputs under the same names (e.g. the authors' published results)")] = None,
     expected_min_psnr: Annotated[float, typer.Option(help="PSNR (dB) a runtime must reach against --expected")] = MIN_PSNR_VS_PUBLISHED_DB,
+    layers: Annotated[bool, typer.Option("--layers", help="compare every convolution's output and each level's features and residual with the fp32 reference (torch, ort, ov) and name the first point under the floor, instead of the final outputs")] = False,
+    layer_min_psnr: Annotated[float | None, typer.Option(help="with --layers: the per-point PSNR floor (default: the precision's bar, 80 dB for fp32)")] = None,
+    save_outputs: Annotated[Path | None, typer.Option("--save-outputs", help="also save every output (.npy) with a hashed manifest, to compare on another machine with --load-outputs")] = None,
+    load_outputs: Annotated[Path | None, typer.Option("--load-outputs", help="compare outputs saved by --save-outputs (e.g. on a GPU host) with this machine's fp32 reference on the same inputs, instead of running runtimes")] = None,
 ) -> None:
     """Compare every runtime with PyTorch fp32 on random inputs and real photos; exit 1 on any FAIL.
 
@@ -207,19 +219,33 @@ def parity(
         raise DMPHNError("--expected needs --inputs (the frames those outputs were made from)")
     if expected is not None and not expected.is_dir():
         raise DMPHNError(f"--expected {expected} is not a folder")
-    specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated)
+    if layers and (expected is not None or save_outputs is not None or load_outputs is not None):
+        raise DMPHNError("--layers compares intermediate points; run --expected, --save-outputs or --load-outputs apart")
+    if save_outputs is not None and load_outputs is not None:
+        raise DMPHNError("--save-outputs and --load-outputs do not go together")
+    specs = [] if load_outputs is not None else _specs(runtime, device, precision, compile_mode, cuda_graph,
+                                                       allow_emulated)
+    saved: list | None = [] if save_outputs is not None else None
     folder, temp = _workdir(workdir)
     try:
         cache = ArtifactCache(checkpoint, folder)
-        if inputs is not None:
+        if load_outputs is not None:
+            rows = run_parity_loaded(load_outputs, cache, machine_info(device), inputs)
+        elif layers:
+            frames = load_frames(inputs) if inputs is not None else None
+            rows = run_layers_for_specs(specs, cache, batch, height, width, machine_info(device), frames, threads,
+                                        layer_min_psnr)
+        elif inputs is not None:
             rows = run_parity_on_frames(specs, cache, inputs, machine_info(device), expected, expected_min_psnr,
-                                        threads=threads)
+                                        threads=threads, saved=saved)
         else:
-            rows = run_parity(specs, cache, batch, height, width, machine_info(device), threads=threads)
+            rows = run_parity(specs, cache, batch, height, width, machine_info(device), threads=threads, saved=saved)
     finally:
         if temp is not None:
             temp.cleanup()
-    table = parity_markdown(rows)
+    if saved is not None:
+        print(f"saved {len(saved)} output(s): {save_outputs_to(save_outputs, saved, machine_info(device))}")
+    table = layers_markdown(rows) if layers else parity_markdown(rows)
     print(table)
     if markdown:
         write_text_atomic(markdown, table)

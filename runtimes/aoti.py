@@ -13,6 +13,7 @@ from dmphn_core.artifact import config_of, read_metadata
 from dmphn_core.errors import DMPHNError
 
 from .base import Runner, require_cuda
+from .profiling import profile_torch
 from .torch_utils import tf32_mode
 
 
@@ -23,6 +24,7 @@ class AOTIRunner(Runner):
     artifact_format = "aoti"
     precisions = ("fp32", "fp16", "bf16")
     uses_torch_cpu_kernels = True
+    _profile = profile_torch  # torch.profiler around infer (runtimes.profiling)
     precision_note = "packages are built in fp32, fp16 or bf16; TF32 is not a package option"
     rank = 5
 

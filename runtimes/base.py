@@ -15,6 +15,7 @@ host copies). Runners never modify their input.
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,6 +25,8 @@ from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHNConfig
 from dmphn_core.precision import PRECISIONS
 
+from .layers import MarkedOutputs
+from .profiling import Profile
 from .torch_utils import cpu_emulation_reason
 
 DEVICES = ("cpu", "cuda")
@@ -164,6 +167,37 @@ class Runner(abc.ABC):
                     raise DMPHNError(
                         f"{self.name}: artifact was built for input {expected}, got {'x'.join(map(str, x.shape))}"
                     )
+
+    def profile(self, x: np.ndarray | torch.Tensor) -> Profile:
+        """One warm-up and one profiled call of ``x`` (B, 3, H, W) under this runtime's profiler.
+
+        Raises RuntimeUnavailable for runtimes without a profiler hook (``_profile``).
+        """
+        if not self.is_active:
+            raise DMPHNError(f"runner {self.name} is not active; use it in a `with` block or call activate()")
+        tensor = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+        self._check_input(tensor)
+        return self._profile(tensor.to(self.device, torch.float32))
+
+    def _profile(self, x: torch.Tensor) -> Profile:
+        """Runners with a profiler override this (torch family: ``runtimes.profiling.profile_torch``)."""
+        raise RuntimeUnavailable(f"{self.runtime} has no profiler hook")
+
+    def mark_outputs(self, x: np.ndarray | torch.Tensor, inputs_of: Collection[int] = ()) -> MarkedOutputs:
+        """One inference of ``x`` (B, 3, H, W) with every convolution's output (and the inputs of the
+        convolutions ``inputs_of``) kept, in execution order (:mod:`runtimes.layers`).
+
+        Raises RuntimeUnavailable for runtimes that cannot mark outputs (``_mark_outputs``).
+        """
+        if not self.is_active:
+            raise DMPHNError(f"runner {self.name} is not active; use it in a `with` block or call activate()")
+        tensor = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+        self._check_input(tensor)
+        return self._mark_outputs(tensor.to(self.device, torch.float32), inputs_of)
+
+    def _mark_outputs(self, x: torch.Tensor, inputs_of: Collection[int]) -> MarkedOutputs:
+        raise RuntimeUnavailable(f"{self.runtime} cannot mark intermediate outputs (dmphn-parity --layers runs "
+                                 "the eager torch model, ONNX Runtime and OpenVINO)")
 
     def synchronize(self) -> None:
         """Wait for queued device work (timing needs it on CUDA)."""

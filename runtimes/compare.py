@@ -22,12 +22,18 @@ from .base import Runner
 
 @dataclass(frozen=True)
 class Comparison:
+    """How far an output is from its reference; abs values are |output - reference| per element."""
+
     max_abs: float
     mean_abs: float
     psnr_db: float  # inf when identical
     finite: bool
     passed: bool
     tolerance: str
+    median_abs: float = math.nan
+    p99_abs: float = math.nan
+    #: ||output - reference||_2 / ||reference||_2 (0 when identical, inf for a zero reference)
+    rel_err: float = math.nan
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -35,8 +41,8 @@ class Comparison:
     def summary(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         return (
-            f"{verdict}: max_abs={self.max_abs:.3g} mean_abs={self.mean_abs:.3g} "
-            f"psnr={self.psnr_db:.2f}dB ({self.tolerance})"
+            f"{verdict}: max_abs={self.max_abs:.3g} p99_abs={self.p99_abs:.3g} median_abs={self.median_abs:.3g} "
+            f"mean_abs={self.mean_abs:.3g} rel_err={self.rel_err:.3g} psnr={self.psnr_db:.2f}dB ({self.tolerance})"
         )
 
 
@@ -52,9 +58,20 @@ def psnr_db(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, data_ran
     return math.inf if mse == 0.0 else 10.0 * math.log10(data_range**2 / mse)
 
 
+def relative_error(output: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor) -> float:
+    """``||output - reference||_2 / ||reference||_2``: scale-free, so it judges intermediate features too."""
+    out, ref = _as_float64(output), _as_float64(reference)
+    error, scale = float(np.linalg.norm(out - ref)), float(np.linalg.norm(ref))
+    if scale == 0.0:
+        return 0.0 if error == 0.0 else math.inf
+    return error / scale
+
+
 def compare_outputs(
-    output: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor, tolerance: Tolerance
+    output: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor, tolerance: Tolerance,
+    data_range: float = 1.0,
 ) -> Comparison:
+    """``output`` vs ``reference`` (same shape); PSNR over ``data_range`` (1.0: images in [0, 1])."""
     out, ref = _as_float64(output), _as_float64(reference)
     if out.shape != ref.shape:
         raise ValueError(f"output shape {out.shape} differs from reference shape {ref.shape}")
@@ -65,7 +82,10 @@ def compare_outputs(
     comparison = Comparison(
         max_abs=float(diff.max()),
         mean_abs=float(diff.mean()),
-        psnr_db=psnr_db(out, ref),
+        median_abs=float(np.median(diff)),
+        p99_abs=float(np.percentile(diff, 99)),
+        rel_err=relative_error(out, ref),
+        psnr_db=psnr_db(out, ref, data_range),
         finite=True,
         passed=True,
         tolerance=tolerance.describe(),

@@ -15,6 +15,8 @@ current stream, so timing loops make no host copies.
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, config_of, read_metadat
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 
 from .base import Runner, require_cuda
+from .layers import MarkedOutputs, mark_onnx
+from .profiling import Profile, onnxruntime_rows, read_onnxruntime_trace, timed
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -107,8 +111,6 @@ class OnnxRuntimeRunner(Runner):
 
     # -- lifecycle -------------------------------------------------------------------
     def _activate(self) -> None:
-        import onnxruntime as ort
-
         reason = self.unavailable_reason(self.device, self.precision, self.provider)
         if reason:
             raise RuntimeUnavailable(f"{self.name}: {reason}")
@@ -116,15 +118,7 @@ class OnnxRuntimeRunner(Runner):
             require_cuda(f"runtime {self.runtime}")
         if not self.path.is_file():
             raise DMPHNError(f"ONNX model not found: {self.path}")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-        try:
-            session = ort.InferenceSession(str(self.path), options, providers=self._providers())
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind types (InvalidProtobuf, Fail…)
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DMPHNError(f"cannot load ONNX model {self.path}: {first}") from None
+        session = self.new_session()
         wanted = PROVIDERS[self.provider]
         if wanted not in session.get_providers():
             # ORT falls back silently (e.g. TensorRT EP without TensorRT libraries); say so instead.
@@ -143,6 +137,49 @@ class OnnxRuntimeRunner(Runner):
         shape = session.get_inputs()[0].shape
         self.input_shape = tuple(dim if isinstance(dim, int) else None for dim in shape)
         self.model_config = config_of(self.metadata)
+
+    def new_session(self, model: str | bytes | None = None, profile_prefix: str | None = None):
+        """An InferenceSession of ``model`` (default: this runner's file; bytes: a modified graph) with
+        this runner's threads and providers; ``profile_prefix`` turns ORT's profiler on."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        if profile_prefix is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
+        try:
+            return ort.InferenceSession(str(self.path) if model is None else model, options,
+                                        providers=self._providers())
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind types (InvalidProtobuf, Fail…)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DMPHNError(f"cannot load ONNX model {self.path}: {first}") from None
+
+    def _profile(self, x: torch.Tensor) -> Profile:
+        """One warm-up and one profiled call in a second session with ORT's profiler on (CPU provider)."""
+        if self.device != "cpu":
+            raise RuntimeUnavailable(f"{self.name}: the ONNX Runtime profile hook runs the CPU provider only")
+        feed = {INPUT_NAME: x.detach().contiguous().numpy()}
+        with tempfile.TemporaryDirectory(prefix="dmphn-ort-profile-") as folder:
+            session = self.new_session(profile_prefix=str(Path(folder) / "ort"))
+            session.run([OUTPUT_NAME], feed)  # warm-up (ORT's first run allocates and plans)
+            wall_ms = timed(lambda: session.run([OUTPUT_NAME], feed))
+            trace = read_onnxruntime_trace(session.end_profiling())
+        # the trace holds both runs: keep the profiled one's node events
+        return Profile("onnxruntime profiler", wall_ms, onnxruntime_rows(_last_run(trace)))
+
+    def _mark_outputs(self, x: torch.Tensor, inputs_of: Collection[int]) -> MarkedOutputs:
+        """A second session of the graph with every Conv/ConvTranspose output marked as a graph output."""
+        import onnx
+
+        if self.device != "cpu":
+            raise RuntimeUnavailable(f"{self.name}: marking ONNX outputs runs the CPU provider only")
+        data, outputs, inputs, names = mark_onnx(onnx.load(str(self.path)), inputs_of)
+        wanted = list(dict.fromkeys([*outputs, *inputs.values()]))
+        values = dict(zip(wanted, self.new_session(data).run(wanted, {INPUT_NAME: x.detach().contiguous().numpy()})))
+        return MarkedOutputs([values[name] for name in outputs], {i: values[name] for i, name in inputs.items()}, names)
 
     def _providers(self) -> list[Any]:
         if self.provider == "cpu":
@@ -200,3 +237,13 @@ class OnnxRuntimeRunner(Runner):
 
         return {**super().describe(), "onnxruntime": ort.__version__, "provider": PROVIDERS[self.provider],
                 "threads": self.threads}
+
+
+def _last_run(trace: list[dict]) -> list[dict]:
+    """The events of the last ``model_run`` in an ORT trace (node events inside its time span)."""
+    runs = [event for event in trace if event.get("name") == "model_run"]
+    if not runs:
+        return trace
+    start = float(runs[-1].get("ts", 0))
+    end = start + float(runs[-1].get("dur", 0))
+    return [event for event in trace if start <= float(event.get("ts", -1)) <= end]

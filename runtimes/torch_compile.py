@@ -19,6 +19,7 @@ from dmphn_core.errors import DMPHNError
 from dmphn_core.precision import torch_dtype
 
 from .base import Runner, require_cuda
+from .profiling import profile_torch
 from .cuda_graph import CudaGraphCache
 from .torch_eager import ModelSource, _resolve_model
 from .torch_utils import Float32IO, tf32_mode
@@ -33,6 +34,7 @@ class TorchCompileRunner(Runner):
     precisions = ("fp32", "tf32", "fp16", "bf16")
     rank = 6
     uses_torch_cpu_kernels = True
+    _profile = profile_torch  # torch.profiler around infer (runtimes.profiling)
     options = ("mode", "cuda_graph")
 
     def __init__(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import torch
@@ -15,6 +15,8 @@ from dmphn_core.precision import torch_dtype
 from dmphn_core.reference import PerPatchDMPHN
 
 from .base import Runner, require_cuda
+from .layers import MarkedOutputs, mark_torch
+from .profiling import profile_torch
 from .torch_utils import tf32_mode
 
 
@@ -65,6 +67,7 @@ class TorchRunner(Runner):
     rank = 0
     per_patch = False
     uses_torch_cpu_kernels = True
+    _profile = profile_torch  # torch.profiler around infer (runtimes.profiling)
 
     def __init__(
         self, model: ModelSource = None, *, device: str = "cpu", precision: str = "fp32",
@@ -92,6 +95,10 @@ class TorchRunner(Runner):
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), tf32_mode(self.precision == "tf32"):
             return self.model(x)
+
+    def _mark_outputs(self, x: torch.Tensor, inputs_of: Collection[int]) -> MarkedOutputs:
+        assert self.model is not None
+        return mark_torch(self.model, lambda: self._infer(x), inputs_of)
 
     def _deactivate(self) -> None:
         self.model = None

@@ -12,6 +12,7 @@ from dmphn_core.artifact import config_of, read_metadata
 from dmphn_core.errors import DMPHNError
 
 from .base import Runner, require_cuda
+from .profiling import profile_torch
 from .torch_utils import torchscript_on_purpose
 
 
@@ -25,6 +26,7 @@ class TorchScriptRunner(Runner):
     # so a runtime tf32 setting would change nothing.
     precision_note = "the traced TorchScript module is float32 with TF32 off; use aoti or compile"
     rank = 2
+    _profile = profile_torch  # torch.profiler around infer (runtimes.profiling)
 
     def __init__(
         self, path: str | os.PathLike, *, device: str = "cpu", precision: str = "fp32", name: str | None = None,

@@ -131,3 +131,15 @@ def test_run_and_compare_judges_every_runner_against_one_reference_run():
     assert truth.calls == 2  # the reference ran once per input, not once per runner
     with pytest.raises(RuntimeError):
         run_and_compare([_Scaled(1.0, fail=True)], inputs, lambda device: truth)
+
+
+def test_median_p99_and_relative_error():
+    ref = np.ones((1, 3, 10, 10))
+    out = ref.copy()
+    out[0, 0, 0, :] += 0.5  # 10 of 300 elements off by 0.5
+    result = compare_outputs(out, ref, Tolerance())
+    assert result.median_abs == 0 and result.p99_abs == pytest.approx(0.5) and result.max_abs == pytest.approx(0.5)
+    assert result.rel_err == pytest.approx(np.sqrt(10 * 0.25) / np.sqrt(300))
+    assert compare_outputs(np.zeros(3), np.zeros(3), Tolerance()).rel_err == 0
+    assert math.isinf(compare_outputs(np.ones(3), np.zeros(3), Tolerance()).rel_err)
+    assert "p99_abs" in result.to_dict() and "rel_err" in result.summary()

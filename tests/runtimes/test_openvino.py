@@ -135,3 +135,20 @@ def test_runtimes_without_int8_say_why():
     for cls in (TorchRunner, TorchReferenceRunner):
         reason = cls.unavailable_reason("cpu", "int8")
         assert reason is not None and "int8" in reason
+
+
+@pytest.mark.parametrize(("capabilities", "asked", "hint"), [
+    (("FP32", "INT8", "BF16"), "auto", "bf16"), (("FP32", "INT8"), "auto", "f32"), (("FP32", "INT8", "BF16"), "f32", "f32"),
+])
+def test_int8_float_parts_follow_the_cpu(ir, monkeypatch, capabilities, asked, hint):
+    import runtimes.openvino as module
+
+    monkeypatch.setattr(module, "cpu_capabilities", lambda: capabilities)
+    _, path = ir
+    assert OpenVINORunner(path, precision="int8", int8_float_hint=asked).hint == hint
+    assert OpenVINORunner(path, precision="bf16").hint == "bf16"
+
+
+def test_unknown_int8_float_hint_is_refused(ir):
+    with pytest.raises(DMPHNError, match="int8_float_hint"):
+        OpenVINORunner(ir[1], precision="int8", int8_float_hint="f16")
