@@ -24,6 +24,7 @@ from benchmarks.report import (
     write_csv,
     write_json,
 )
+from benchmarks.throughput import ThroughputSettings, add_gains, parse_mode, run_throughput, throughput_markdown
 from cli.common import fail, new_app, user_errors
 from dmphn_core.authors import MIN_PSNR_VS_PUBLISHED_DB
 from dmphn_core.errors import DMPHNError
@@ -109,9 +110,15 @@ def bench(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="write rows as CSV")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG plot of latency by runtime and shape")] = None,
     inputs: Annotated[Path | None, typer.Option("--inputs", help="time on these frames (the first `batch` of them) instead of random data; --shape defaults to their size")] = None,
+    mode: Annotated[str, typer.Option(help="latency: one request at a time; throughput: also many frames through each runtime's own concurrency (rows with mode=throughput)")] = "latency",
+    frames_count: Annotated[int, typer.Option("--frames", help="with --mode throughput: frames timed per row")] = 32,
+    streams: Annotated[int | None, typer.Option(help="with --mode throughput: parallel streams (default: each runtime's choice)")] = None,
 ) -> None:
     """Time runtimes on one set of inputs: mean/p50/p90/p99/min, throughput, memory, roofline."""
     device = _device(device)
+    throughput = ThroughputSettings(frames_count, streams) if parse_mode(mode) == "throughput" else None
+    if throughput is not None:
+        throughput.check()
     frames = torch.from_numpy(np.concatenate([x for _, x in load_frames(inputs)])) if inputs is not None else None
     if frames is not None and not shape:
         shape = [f"{frames.shape[-2]}x{frames.shape[-1]}"]
@@ -131,25 +138,31 @@ def bench(
     )
     folder, temp = _workdir(workdir)
     try:
-        rows = run_benchmark(specs, ArtifactCache(checkpoint, folder), settings, machine_info(device))
+        cache = ArtifactCache(checkpoint, folder)
+        rows = run_benchmark(specs, cache, settings, machine_info(device))
+        stream_rows = [] if throughput is None else run_throughput(
+            specs, cache, shapes=settings.shapes, batches=settings.batches, settings=throughput, threads=threads,
+            machine=machine_info(device), frames=frames.numpy() if frames is not None else None,
+            frames_label=settings.frames_label)
     finally:
         if temp is not None:
             temp.cleanup()
     add_speedups(rows)
-    table = bench_markdown(rows)
+    add_gains(rows, stream_rows)
+    table = bench_markdown(rows) + (f"\n{throughput_markdown(stream_rows)}" if stream_rows else "")
     print(table)
     if markdown:
         write_text_atomic(markdown, table)
     if json_path:
-        write_json(json_path, rows)
+        write_json(json_path, rows + stream_rows)
     if csv_path:
-        write_csv(csv_path, rows)
+        write_csv(csv_path, rows + stream_rows)
     if plot:
         plot_latency(plot, rows)
     warning = noise_warning(rows)
     if warning:
         print(warning, file=sys.stderr)
-    errors = [r for r in rows if r["status"] == "error"]
+    errors = [r for r in rows + stream_rows if r["status"] == "error"]
     if errors:
         raise fail(f"{len(errors)} runtime(s) failed: " + "; ".join(f"{r['runner']}: {r['reason']}" for r in errors), 1)
 

@@ -25,6 +25,7 @@ from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, config_of, read_metadat
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 
 from .base import Runner, require_cuda
+from .streams import default_streams, run_in_order
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -79,6 +80,9 @@ class OnnxRuntimeRunner(Runner):
         self.path = Path(path)
         self.provider = provider
         self.session = None
+        #: throughput mode on the CPU: one more session per extra stream, each with its own threads
+        self.sessions: list[Any] = []
+        self.session_threads: int | None = None
         self.metadata: dict[str, Any] | None = None
 
     @classmethod
@@ -116,15 +120,12 @@ class OnnxRuntimeRunner(Runner):
             require_cuda(f"runtime {self.runtime}")
         if not self.path.is_file():
             raise DMPHNError(f"ONNX model not found: {self.path}")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-        try:
-            session = ort.InferenceSession(str(self.path), options, providers=self._providers())
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind types (InvalidProtobuf, Fail…)
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DMPHNError(f"cannot load ONNX model {self.path}: {first}") from None
+        streams = (self.streams or default_streams(self.threads)) if self.throughput and self.device == "cpu" else 1
+        # parallel sessions split the cores between them: a stream's threads would otherwise fight
+        threads = max(1, (self.threads or os.cpu_count() or 1) // streams) if streams > 1 else self.threads
+        session = self._new_session(threads)
+        self.sessions = [session] + [self._new_session(threads) for _ in range(streams - 1)]
+        self.session_threads = threads
         wanted = PROVIDERS[self.provider]
         if wanted not in session.get_providers():
             # ORT falls back silently (e.g. TensorRT EP without TensorRT libraries); say so instead.
@@ -143,6 +144,38 @@ class OnnxRuntimeRunner(Runner):
         shape = session.get_inputs()[0].shape
         self.input_shape = tuple(dim if isinstance(dim, int) else None for dim in shape)
         self.model_config = config_of(self.metadata)
+
+    def _new_session(self, threads: int | None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            return ort.InferenceSession(str(self.path), options, providers=self._providers())
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind types (InvalidProtobuf, Fail…)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DMPHNError(f"cannot load ONNX model {self.path}: {first}") from None
+
+    def concurrency(self) -> dict[str, int | None]:
+        streams = max(1, len(self.sessions))
+        return {**super().concurrency(), "streams": streams, "requests": 2 * streams if streams > 1 else 1,
+                "threads_per_stream": self.session_threads}
+
+    def infer_stream(self, inputs):
+        if len(self.sessions) < 2:
+            yield from super().infer_stream(inputs)
+            return
+
+        def worker(session):
+            def run(x: np.ndarray) -> np.ndarray:
+                tensor = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+                self._check_input(tensor)
+                return session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(tensor.float().numpy())})[0]
+            return run
+
+        yield from run_in_order(inputs, [worker(s) for s in self.sessions], in_flight=2 * len(self.sessions))
 
     def _providers(self) -> list[Any]:
         if self.provider == "cpu":
@@ -165,6 +198,7 @@ class OnnxRuntimeRunner(Runner):
 
     def _deactivate(self) -> None:
         self.session = None
+        self.sessions = []
 
     def _check_input(self, x: torch.Tensor) -> None:
         super()._check_input(x)
@@ -199,4 +233,4 @@ class OnnxRuntimeRunner(Runner):
         import onnxruntime as ort
 
         return {**super().describe(), "onnxruntime": ort.__version__, "provider": PROVIDERS[self.provider],
-                "threads": self.threads}
+                "threads": self.threads, "sessions": len(self.sessions)}
