@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The commands behind this folder's numbers. Artifacts were exported and verified beforehand under the
+# shared lock (same commands with --iters 1 --frames 2); each part below ran under the EXCLUSIVE lock:
+#   flock -x /tmp/dmphn-cpu.lock bash run_cpu.sh PART
+# PART: 352 (bench at 352x640 on 4 resized GoPro frames + the video pipeline on a 16-frame clip of them),
+#       720 (bench at 720x1280 on the authors' 4 GoPro test frames).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../../.." && pwd)
+CACHE=${DMPHN_CACHE:?set DMPHN_CACHE}
+PY="env PYTHONPATH=$ROOT /work/main/.venv/bin/python"
+CKPT=$CACHE/authors-1248.pt  # dmphn-ckpt import-authors $DMPHN_REFERENCE_DIR/checkpoints/DMPHN_1_2_4_8 -o ...
+bench() { $PY -c "from cli.bench import bench_main; bench_main()" -c "$CKPT" --runtime ov,ort --precision fp32,bf16 \
+            --device cpu --mode throughput --workdir "$CACHE/bench" "$@"; }
+echo "uptime before: $(uptime)" | tee "$HERE/uptime_$1.txt"
+case "$1" in
+  352)
+    bench --inputs "$CACHE/frames352" --iters 3 --warmup 1 --frames 8 \
+          --json "$HERE/bench_352x640.json" --markdown "$HERE/bench_352x640.md"
+    echo "uptime between: $(uptime)" | tee -a "$HERE/uptime_$1.txt"
+    $PY -c "from cli.deblur import main; main()" "$CACHE/clip352.avi" -o "$CACHE/out352.avi" --model "$CKPT" \
+        | tee "$HERE/video_352x640.txt"
+    ;;
+  720)
+    bench --inputs /work/shared/reference/dmphn-authors/test_samples --iters 2 --warmup 1 --frames 4 \
+          --json "$HERE/bench_720x1280.json" --markdown "$HERE/bench_720x1280.md"
+    ;;
+esac
+echo "uptime after: $(uptime)" | tee -a "$HERE/uptime_$1.txt"
