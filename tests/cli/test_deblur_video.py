@@ -10,17 +10,10 @@ from typer.testing import CliRunner
 from cli.deblur import app
 from dmphn_core.imageio import write_image
 from dmphn_core.video import VideoReader
+from tests.cli.test_deblur import _one_line_error
 from tests.dmphn_core.test_video import H, W, make_clip
 
 cli = CliRunner()
-
-
-def _one_line_error(result, code: int = 2) -> str:
-    assert result.exit_code == code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

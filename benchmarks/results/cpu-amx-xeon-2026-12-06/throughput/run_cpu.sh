@@ -3,8 +3,10 @@
 # shared lock (same commands with --iters 1 --frames 2); each part below ran under the EXCLUSIVE lock:
 #   flock -x /tmp/dmphn-cpu.lock bash run_cpu.sh PART
 # PART: 352 (bench at 352x640 on 4 resized GoPro frames + the video pipeline on a 16-frame clip of them),
-#       720 (bench at 720x1280 on the authors' 4 GoPro test frames).
-set -euo pipefail
+#       720 (bench at 720x1280 on the authors' 4 GoPro test frames),
+#       triton (concurrency sweep 1,2,4,8 against the python-backend repository at 352x640:
+#               dmphn-export triton $CKPT -H 352 -W 640 --backend python --max-batch 4 --instances 2 --threads 1).
+set -uo pipefail  # no -e: a failed row still leaves its report and the closing uptime
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../../.." && pwd)
 CACHE=${DMPHN_CACHE:?set DMPHN_CACHE}
@@ -24,6 +26,10 @@ case "$1" in
   720)
     bench --inputs /work/shared/reference/dmphn-authors/test_samples --iters 2 --warmup 1 --frames 4 \
           --json "$HERE/bench_720x1280.json" --markdown "$HERE/bench_720x1280.md"
+    ;;
+  triton)
+    $PY -c "from cli.loadtest import main; main()" "$CACHE/triton_repo" --protocol grpc --concurrency 1,2,4,8 \
+        --requests 8 --json "$HERE/triton_sweep.json" --markdown "$HERE/triton_sweep.md" --plot "$HERE/triton_sweep.png"
     ;;
 esac
 echo "uptime after: $(uptime)" | tee -a "$HERE/uptime_$1.txt"
