@@ -35,6 +35,15 @@ class FrameProgress:
                                      TextColumn("{task.fields[rate]}"), console=Console(stderr=True), transient=True)
             self.task = self.progress.add_task("frames", total=total or None, rate="")
         self.begin = time.perf_counter()
+        #: when the first and the latest frame were written (steady rate: without model loading)
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+
+    def steady_rate(self, done: int) -> float | None:
+        """Frames/s from the first frame written to the last (None under two frames)."""
+        if done < 2 or self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
+            return None
+        return (done - 1) / (self.last_at - self.first_at)
 
     def __enter__(self) -> "FrameProgress":
         if self.progress is not None:
@@ -47,6 +56,8 @@ class FrameProgress:
             self.progress.__exit__(*exc)
 
     def update(self, done: int) -> None:
+        self.last_at = time.perf_counter()
+        self.first_at = self.first_at or self.last_at
         if self.progress is not None:
             rate = done / max(time.perf_counter() - self.begin, 1e-9)
             self.progress.update(self.task, completed=done, rate=f"{rate:.2f} frames/s")
@@ -81,6 +92,8 @@ def deblur_video(inputs: list[Path], output: Path | None, runner: Runner, *, fps
                                on_frame=bar.update)
         used = runner.concurrency()
     seconds = time.perf_counter() - begin
+    steady = bar.steady_rate(written)
+    steady_text = f" ({steady:.2f} frames/s from the first frame out to the last)" if steady else ""
     print(f"{source} -> {output}: {written} frames, {info.width}x{info.height} WxH at {info.fps:g} fps, "
-          f"{seconds:.1f} s, {written / seconds:.2f} frames/s with {runner.name} "
+          f"{seconds:.1f} s with model loading, {written / seconds:.2f} frames/s{steady_text}; {runner.name} "
           f"({used.get('streams')} stream(s), {used.get('requests')} in flight, batch {batch})")
