@@ -32,7 +32,7 @@ case "$1" in
     ;;
   triton)
     $PY -c "from cli.loadtest import main; main()" "$CACHE/triton_repo" --protocol grpc --concurrency 1,2,4,8 \
-        --requests 8 --json "$HERE/triton_sweep.json" --markdown "$HERE/triton_sweep.md" --plot "$HERE/triton_sweep.png"
+        --requests 4 --json "$HERE/triton_sweep.json" --markdown "$HERE/triton_sweep.md" --plot "$HERE/triton_sweep.png"
     ;;
 esac
 echo "uptime after: $(uptime)" | tee -a "$HERE/uptime_$1.txt"
