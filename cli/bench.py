@@ -27,6 +27,7 @@ from benchmarks.report import (
     write_json,
 )
 from benchmarks.saved_outputs import save_outputs as save_outputs_to
+from benchmarks.throughput import ThroughputSettings, add_gains, parse_mode, run_throughput, throughput_markdown
 from cli.common import fail, new_app, user_errors
 from dmphn_core.authors import MIN_PSNR_VS_PUBLISHED_DB
 from dmphn_core.errors import DMPHNError
@@ -133,9 +134,15 @@ def bench(
     cache: Annotated[Path | None, typer.Option(help="with --record: the cache folder", show_default="$DMPHN_CACHE or ~/.cache/dmphn")] = None,
     profile: Annotated[bool, typer.Option("--profile", help="after timing, profile one more call per row with the runtime's own profiler (torch family, ort, ov): top ops/layers, kernels, precisions")] = False,
     profile_top: Annotated[int, typer.Option(help="rows of each --profile table")] = DEFAULT_TOP,
+    mode: Annotated[str, typer.Option(help="latency: one request at a time; throughput: also many frames through each runtime's own concurrency (rows with mode=throughput)")] = "latency",
+    frames_count: Annotated[int, typer.Option("--frames", help="with --mode throughput: frames timed per row")] = 32,
+    streams: Annotated[int | None, typer.Option(help="with --mode throughput: parallel streams (default: each runtime's choice)")] = None,
 ) -> None:
     """Time runtimes on one set of inputs: mean/p50/p90/p99/min, throughput, memory, roofline."""
     device = _device(device)
+    throughput = ThroughputSettings(frames_count, streams) if parse_mode(mode) == "throughput" else None
+    if throughput is not None:
+        throughput.check()
     frames = torch.from_numpy(np.concatenate([x for _, x in load_frames(inputs)])) if inputs is not None else None
     if frames is not None and not shape:
         shape = [f"{frames.shape[-2]}x{frames.shape[-1]}"]
@@ -159,18 +166,24 @@ def bench(
         rows = run_benchmark(specs, artifacts, settings, machine_info(device))
         if profile:
             add_profiles(rows, specs, artifacts, settings, profile_top)
+        stream_rows = [] if throughput is None else run_throughput(
+            specs, artifacts, shapes=settings.shapes, batches=settings.batches, settings=throughput, threads=threads,
+            machine=machine_info(device), frames=frames.numpy() if frames is not None else None,
+            frames_label=settings.frames_label)
     finally:
         if temp is not None:
             temp.cleanup()
     add_speedups(rows)
-    table = bench_markdown(rows) + (f"\n## Profiles\n\n{profile_markdown(rows)}" if profile else "")
+    add_gains(rows, stream_rows)
+    table = (bench_markdown(rows) + (f"\n{throughput_markdown(stream_rows)}" if stream_rows else "")
+             + (f"\n## Profiles\n\n{profile_markdown(rows)}" if profile else ""))
     print(table)
     if markdown:
         write_text_atomic(markdown, table)
     if json_path:
-        write_json(json_path, rows)
+        write_json(json_path, rows + stream_rows)
     if csv_path:
-        write_csv(csv_path, rows)
+        write_csv(csv_path, rows + stream_rows)
     if plot:
         plot_latency(plot, rows)
     if record:
@@ -178,7 +191,7 @@ def bench(
     warning = noise_warning(rows)
     if warning:
         print(warning, file=sys.stderr)
-    errors = [r for r in rows if r["status"] == "error"]
+    errors = [r for r in rows + stream_rows if r["status"] == "error"]
     if errors:
         raise fail(f"{len(errors)} runtime(s) failed: " + "; ".join(f"{r['runner']}: {r['reason']}" for r in errors), 1)
 

@@ -170,6 +170,8 @@ def deblur(
     tile: Annotated[int | None, typer.Option(help="run in tiles of N x N pixels (large frames, little memory)")] = None,
     overlap: Annotated[int, typer.Option(help="pixels shared by neighbouring tiles")] = DEFAULT_OVERLAP,
     suffix: Annotated[str, typer.Option(help="file type of images written into a folder")] = ".png",
+    fps: Annotated[float | None, typer.Option(help="video: frame rate of a folder of frames written as -o NAME.mp4 (or a video's, overriding its own)")] = None,
+    batch: Annotated[int, typer.Option(help="video: frames per runner call (runtimes that gain from a batch, e.g. torch)")] = 1,
 ) -> None:
     """Deblur each image and write it; prints one line per image and a summary.
 
@@ -178,6 +180,11 @@ def deblur(
     precision verified to stay within DB of fp32. --runtime torch is the static-shape eager reference used for
     parity, not the fast path: on the CPU it is slower than the per-patch torch-ref (0.78x at 720p).
     """
+    from cli.deblur_video import deblur_video, is_video_job  # video in or out: its own module
+
+    if is_video_job(inputs, output):
+        runner = runner_for_request(resolve_model_alias(model), runtime, device, precision, min_psnr=min_psnr, cache=cache)
+        return deblur_video(inputs, output, runner, fps=fps, batch=batch, tile=tile, overlap=overlap)
     files, failures = collect_inputs(inputs)  # inputs first: a typo fails before any runtime line or export
     for path, why in failures:
         print(f"error: {path}: {why}", file=sys.stderr)

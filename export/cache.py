@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -184,13 +185,31 @@ class PerShapeRunner(Runner):
         self.model_config = self._model.config
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
-        shape = tuple(x.shape)
+        return self._runner_for(tuple(x.shape)).infer(x)
+
+    def _runner_for(self, shape: tuple[int, ...]) -> Runner:
         runner = self._runners.get(shape)
         if runner is None:
             runner = self._start_runner(shape)
+            if self.throughput:
+                runner.prefer_throughput(self.streams)
             runner.activate()
             self._runners[shape] = runner
-        return runner.infer(x)
+        return runner
+
+    def infer_stream(self, inputs):
+        """The inner runner's stream (its own concurrency); every input has the first one's shape."""
+        if not self.is_active:
+            raise DMPHNError(f"runner {self.name} is not active; use it in a `with` block or call activate()")
+        inputs = iter(inputs)
+        first = next(inputs, None)
+        if first is None:
+            return
+        yield from self._runner_for(tuple(first.shape)).infer_stream(itertools.chain([first], inputs))
+
+    def concurrency(self) -> dict[str, int | None]:
+        runners = list(self._runners.values())  # the latest shape run tells; none run yet: sequential
+        return runners[-1].concurrency() if runners else super().concurrency()
 
     @abc.abstractmethod
     def _start_runner(self, shape: tuple[int, ...]) -> Runner:

@@ -15,7 +15,7 @@ host copies). Runners never modify their input.
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -86,6 +86,10 @@ class Runner(abc.ABC):
         #: Config of the loaded model (levels, layout -> size block for padding). Set by
         #: ``_activate`` from the model or from the artifact's metadata.
         self.model_config: DMPHNConfig | None = None
+        #: throughput mode (:meth:`prefer_throughput`): the runtime may keep several inputs in flight
+        self.throughput = False
+        #: parallel streams asked for in throughput mode (None: the runtime's own choice)
+        self.streams: int | None = None
 
     @classmethod
     def unavailable_reason(cls, device: str, precision: str) -> str | None:
@@ -154,6 +158,35 @@ class Runner(abc.ABC):
         if as_numpy:
             return out.float().cpu().numpy()
         return out.float()
+
+    # -- throughput ------------------------------------------------------------------
+    def prefer_throughput(self, streams: int | None = None) -> None:
+        """Before :meth:`activate`: set the runner up for many inputs at once rather than one fast.
+
+        Runtimes with their own concurrency use it (OpenVINO's THROUGHPUT hint, ONNX Runtime's
+        parallel sessions); ``streams`` overrides the count they would pick. The others ignore it
+        and :meth:`infer_stream` runs their inputs one after another (batch is then the lever).
+        """
+        if self.is_active:
+            raise DMPHNError(f"{self.name}: call prefer_throughput() before activate()")
+        if streams is not None and streams < 1:
+            raise DMPHNError(f"streams must be at least 1, got {streams}")
+        self.throughput, self.streams = True, streams
+
+    def concurrency(self) -> dict[str, int | None]:
+        """What :meth:`infer_stream` runs with: ``streams`` (parallel executions), ``requests``
+        (inputs in flight) and ``batch`` (images per input; None where the artifact takes any)."""
+        batch = self.input_shape[0] if self.input_shape else None
+        return {"streams": 1, "requests": 1, "batch": batch}
+
+    def infer_stream(self, inputs: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """(B, 3, H, W) float32 numpy arrays -> their outputs, in input order.
+
+        Runtimes override it to keep :meth:`concurrency` ``requests`` inputs in flight; at most
+        that many are read ahead of the output being yielded. Default: one after another.
+        """
+        for x in inputs:
+            yield self.infer(x)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != 3:

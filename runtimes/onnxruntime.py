@@ -29,6 +29,7 @@ from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from .base import Runner, require_cuda
 from .layers import MarkedOutputs, mark_onnx
 from .profiling import Profile, onnxruntime_rows, read_onnxruntime_trace, timed
+from .streams import default_streams, run_in_order
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -83,6 +84,9 @@ class OnnxRuntimeRunner(Runner):
         self.path = Path(path)
         self.provider = provider
         self.session = None
+        #: throughput mode on the CPU: one more session per extra stream, each with its own threads
+        self.sessions: list[Any] = []
+        self.session_threads: int | None = None
         self.metadata: dict[str, Any] | None = None
 
     @classmethod
@@ -118,7 +122,12 @@ class OnnxRuntimeRunner(Runner):
             require_cuda(f"runtime {self.runtime}")
         if not self.path.is_file():
             raise DMPHNError(f"ONNX model not found: {self.path}")
-        session = self.new_session()
+        streams = (self.streams or default_streams(self.threads)) if self.throughput and self.device == "cpu" else 1
+        # parallel sessions split the cores between them: a stream's threads would otherwise fight
+        threads = max(1, (self.threads or os.cpu_count() or 1) // streams) if streams > 1 else self.threads
+        session = self.new_session(threads=threads)
+        self.sessions = [session] + [self.new_session(threads=threads) for _ in range(streams - 1)]
+        self.session_threads = threads
         wanted = PROVIDERS[self.provider]
         if wanted not in session.get_providers():
             # ORT falls back silently (e.g. TensorRT EP without TensorRT libraries); say so instead.
@@ -138,15 +147,18 @@ class OnnxRuntimeRunner(Runner):
         self.input_shape = tuple(dim if isinstance(dim, int) else None for dim in shape)
         self.model_config = config_of(self.metadata)
 
-    def new_session(self, model: str | bytes | None = None, profile_prefix: str | None = None):
+    def new_session(self, model: str | bytes | None = None, profile_prefix: str | None = None,
+                    threads: int | None = None):
         """An InferenceSession of ``model`` (default: this runner's file; bytes: a modified graph) with
-        this runner's threads and providers; ``profile_prefix`` turns ORT's profiler on."""
+        this runner's providers and ``threads`` (default: the runner's); ``profile_prefix`` turns ORT's
+        profiler on."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        if self.threads:
-            options.intra_op_num_threads = self.threads
+        threads = threads or self.threads
+        if threads:
+            options.intra_op_num_threads = threads
         if profile_prefix is not None:
             options.enable_profiling = True
             options.profile_file_prefix = profile_prefix
@@ -181,6 +193,25 @@ class OnnxRuntimeRunner(Runner):
         values = dict(zip(wanted, self.new_session(data).run(wanted, {INPUT_NAME: x.detach().contiguous().numpy()})))
         return MarkedOutputs([values[name] for name in outputs], {i: values[name] for i, name in inputs.items()}, names)
 
+    def concurrency(self) -> dict[str, int | None]:
+        streams = max(1, len(self.sessions))
+        return {**super().concurrency(), "streams": streams, "requests": 2 * streams if streams > 1 else 1,
+                "threads_per_stream": self.session_threads}
+
+    def infer_stream(self, inputs):
+        if len(self.sessions) < 2:
+            yield from super().infer_stream(inputs)
+            return
+
+        def worker(session):
+            def run(x: np.ndarray) -> np.ndarray:
+                tensor = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+                self._check_input(tensor)
+                return session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(tensor.float().numpy())})[0]
+            return run
+
+        yield from run_in_order(inputs, [worker(s) for s in self.sessions], in_flight=2 * len(self.sessions))
+
     def _providers(self) -> list[Any]:
         if self.provider == "cpu":
             return ["CPUExecutionProvider"]
@@ -202,6 +233,7 @@ class OnnxRuntimeRunner(Runner):
 
     def _deactivate(self) -> None:
         self.session = None
+        self.sessions = []
 
     def _check_input(self, x: torch.Tensor) -> None:
         super()._check_input(x)
@@ -236,7 +268,7 @@ class OnnxRuntimeRunner(Runner):
         import onnxruntime as ort
 
         return {**super().describe(), "onnxruntime": ort.__version__, "provider": PROVIDERS[self.provider],
-                "threads": self.threads}
+                "threads": self.threads, "sessions": len(self.sessions)}
 
 
 def _last_run(trace: list[dict]) -> list[dict]:

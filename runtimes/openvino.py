@@ -118,6 +118,8 @@ class OpenVINORunner(Runner):
         self.compiled = None
         self.model = None
         self.request = None
+        #: throughput mode: OpenVINO's asynchronous requests, as many as it says it needs
+        self.infer_queue = None
         #: what OpenVINO reports it computes in, after compiling (e.g. "f32", "bf16")
         self.executed_precision: str | None = None
 
@@ -176,6 +178,10 @@ class OpenVINORunner(Runner):
         self.compiled = compiled
         self.model = model
         self.request = compiled.create_infer_request()
+        if self.throughput:
+            import openvino as ov
+
+            self.infer_queue = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         shape = model.input(0).get_partial_shape()
         self.input_shape = tuple(dim.get_length() if dim.is_static else None for dim in shape)
         self.model_config = config_of(self.metadata)
@@ -193,11 +199,13 @@ class OpenVINORunner(Runner):
         """The CPU plugin settings this runner compiles with (``extra``: e.g. ``PERF_COUNT``)."""
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": self.hint,
-            "PERFORMANCE_HINT": self.performance_hint,
+            "PERFORMANCE_HINT": "THROUGHPUT" if self.throughput else self.performance_hint,
             **extra,
         }
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads
+        if self.throughput and self.streams:
+            config["NUM_STREAMS"] = self.streams
         return config
 
     def _profile(self, x: torch.Tensor) -> Profile:
@@ -234,9 +242,49 @@ class OpenVINORunner(Runner):
             )
 
     def _deactivate(self) -> None:
+        if self.infer_queue is not None:
+            self.infer_queue.wait_all()
+        self.infer_queue = None
         self.request = None
         self.compiled = None
         self.model = None
+
+    def concurrency(self) -> dict[str, int | None]:
+        if self.infer_queue is None:
+            return super().concurrency()
+        return {**super().concurrency(), "streams": int(self.compiled.get_property("NUM_STREAMS")),
+                "requests": len(self.infer_queue)}
+
+    def infer_stream(self, inputs):
+        """Throughput mode: every input goes to an idle request of the AsyncInferQueue (start_async
+        waits for one); finished outputs are yielded in input order."""
+        if self.infer_queue is None:
+            yield from super().infer_stream(inputs)
+            return
+        output = self.compiled.output(OUTPUT_NAME)
+        done: dict[int, np.ndarray] = {}
+
+        def finished(request, index: int) -> None:  # on OpenVINO's thread; the request is reused next
+            done[index] = np.array(request.get_tensor(output).data, dtype=np.float32, copy=True)
+
+        self.infer_queue.set_callback(finished)
+        sent = emitted = 0
+        try:
+            for x in inputs:
+                tensor = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+                self._check_input(tensor)
+                # share_inputs off: the request copies the input, so the caller may reuse its buffer
+                self.infer_queue.start_async({INPUT_NAME: np.ascontiguousarray(tensor.float().numpy())}, userdata=sent)
+                sent += 1
+                while emitted in done:
+                    yield done.pop(emitted)
+                    emitted += 1
+            self.infer_queue.wait_all()
+            while emitted < sent:
+                yield done.pop(emitted)
+                emitted += 1
+        finally:
+            self.infer_queue.wait_all()  # no request left writing after the caller stops reading
 
     # -- inference -------------------------------------------------------------------
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
@@ -249,7 +297,8 @@ class OpenVINORunner(Runner):
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(), "openvino": openvino_version(), "threads": self.threads,
-            "performance_hint": self.performance_hint, "executed_precision": self.executed_precision,
+            "performance_hint": "THROUGHPUT" if self.throughput else self.performance_hint,
+            "executed_precision": self.executed_precision,
             **({"int8_float_hint": self.hint} if self.precision == "int8" else {}),
         }
 

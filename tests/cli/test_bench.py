@@ -108,6 +108,23 @@ def test_parity_at_batch_2(make_checkpoint, tmp_path):
     assert all(r["status"] == "pass" for r in rows)
 
 
+def test_throughput_mode_adds_rows_beside_the_latency_rows(make_checkpoint, tmp_path):
+    json_path = tmp_path / "bench.json"
+    result = cli.invoke(bench_app, [
+        "-c", str(make_checkpoint("1-2")), "--runtime", "ort", "--device", "cpu", "--shape", "32x64",
+        "--iters", "2", "--warmup", "1", "--mode", "throughput", "--frames", "6", "--streams", "2",
+        "--workdir", str(tmp_path / "artifacts"), "--json", str(json_path),
+    ])
+    assert result.exit_code == 0, result.output
+    rows = _strict_loads(json_path.read_text())
+    latency = [r for r in rows if r.get("mode") != "throughput"]
+    stream = [r for r in rows if r.get("mode") == "throughput"]
+    assert len(latency) == len(stream) == 1 and stream[0]["status"] == "ok"
+    assert stream[0]["frames"] == 6 and stream[0]["streams"] == 2 and stream[0]["frames_per_s"] > 0
+    assert stream[0]["latency_frames_per_s"] == pytest.approx(1e3 / latency[0]["p50_ms"])
+    assert "throughput frames/s" in result.output
+
+
 def test_named_unavailable_runtime_is_a_one_line_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA is present: TensorRT may be available here")
@@ -125,6 +142,8 @@ def test_named_unavailable_runtime_is_a_one_line_error():
         (["--shape", "big", "--runtime", "torch"], "HEIGHTxWIDTH"),
         (["--iters", "0", "--runtime", "torch"], "--iters"),
         (["--device", "tpu"], "unknown device"),
+        (["--mode", "fast", "--runtime", "torch"], "latency or throughput"),
+        (["--mode", "throughput", "--frames", "0", "--runtime", "torch"], "--frames"),
     ],
 )
 def test_bad_options_are_one_line_errors(args, message, make_checkpoint):

@@ -142,3 +142,19 @@ def test_tensorrt_provider_fp16(exported):
     with OnnxRuntimeRunner(path, device="cuda", precision="fp16") as runner:
         y = runner.infer(x)
     assert psnr_db(y, reference_output(model, x, "cuda")) >= 45.0
+
+
+def test_throughput_mode_runs_parallel_sessions_in_input_order(exported):
+    _, path = exported
+    rng = np.random.default_rng(5)
+    inputs = [rng.random((1, 3, H, W), dtype=np.float32) for _ in range(5)]
+    with OnnxRuntimeRunner(path) as sequential:
+        expected = [sequential.infer(x) for x in inputs]
+    runner = OnnxRuntimeRunner(path, threads=2)
+    runner.prefer_throughput(streams=2)
+    with runner:
+        used = runner.concurrency()
+        outputs = list(runner.infer_stream(inputs))
+    assert used == {"streams": 2, "requests": 4, "batch": None, "threads_per_stream": 1}
+    for got, want in zip(outputs, expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)

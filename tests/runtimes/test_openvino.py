@@ -152,3 +152,27 @@ def test_int8_float_parts_follow_the_cpu(ir, monkeypatch, capabilities, asked, h
 def test_unknown_int8_float_hint_is_refused(ir):
     with pytest.raises(DMPHNError, match="int8_float_hint"):
         OpenVINORunner(ir[1], precision="int8", int8_float_hint="f16")
+
+
+def test_throughput_mode_keeps_requests_in_flight_and_outputs_in_order(ir):
+    _, path = ir
+    rng = np.random.default_rng(3)
+    inputs = [rng.random((1, 3, H, W), dtype=np.float32) for _ in range(6)]
+    with OpenVINORunner(path) as sequential:
+        expected = [sequential.infer(x) for x in inputs]
+        assert sequential.concurrency()["requests"] == 1
+    runner = OpenVINORunner(path)
+    runner.prefer_throughput(streams=2)
+    with runner:
+        used = runner.concurrency()
+        outputs = list(runner.infer_stream(iter(inputs)))
+        assert runner.describe()["performance_hint"] == "THROUGHPUT"
+    assert used["streams"] == 2 and used["requests"] >= 2  # OpenVINO's own count for 2 streams
+    assert len(outputs) == len(inputs)
+    for got, want in zip(outputs, expected):  # in input order, each its own input's output
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_prefer_throughput_after_activate_is_refused(ir):
+    with OpenVINORunner(ir[1]) as runner, pytest.raises(DMPHNError, match="before activate"):
+        runner.prefer_throughput()
