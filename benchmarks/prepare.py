@@ -64,11 +64,16 @@ class RunnerSpec:
     cuda_graph: bool = False
     #: run a pair this machine can only emulate (e.g. bf16 on a CPU without bf16 instructions)
     allow_emulated: bool = False
+    #: NHWC weights and input (None: the runner's default); Inductor weight freezing
+    channels_last: bool | None = None
+    freezing: bool = False
 
     @property
     def runner_options(self) -> dict[str, Any]:
         """The options this spec sets that its runner declares (``Runner.options``)."""
-        given = {"mode": self.compile_mode, "cuda_graph": self.cuda_graph}
+        given = {"mode": self.compile_mode, "cuda_graph": self.cuda_graph, "freezing": self.freezing}
+        if self.channels_last is not None:
+            given["channels_last"] = self.channels_last
         try:
             declared = runner_class(self.runtime).options
         except DMPHNError:
@@ -83,6 +88,10 @@ class RunnerSpec:
             label += f"[{options['mode']}]"
         if options.get("cuda_graph"):
             label += "+graph"
+        if "channels_last" in options:
+            label += "+nhwc" if options["channels_last"] else "+nchw"
+        if options.get("freezing"):
+            label += "+frozen"
         return f"{label}-{self.device}-{self.precision}"
 
     def unavailable_reason(self) -> str | None:

@@ -30,6 +30,8 @@ from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_text_atomic
 from dmphn_core.precision import PRECISIONS
 from runtimes import runtime_names
+from runtimes.torch_compile import COMPILE_MODES
+from runtimes.torch_utils import cudnn_benchmark as cudnn_benchmark_mode
 
 bench_app = new_app("Latency of every runtime on the same inputs, side by side.")
 parity_app = new_app("Parity of every runtime against the PyTorch fp32 reference.")
@@ -39,12 +41,15 @@ RuntimeOpt = Annotated[str, typer.Option("--runtime", "-r", help=f"comma list of
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available)")]
 PrecisionOpt = Annotated[str, typer.Option(help=f"comma list of {', '.join(PRECISIONS)} (pairs a runtime cannot do are skipped rows)")]
 WorkdirOpt = Annotated[Path | None, typer.Option(help="keep exported artifacts here (default: a temporary folder)")]
-CompileModeOpt = Annotated[str, typer.Option(help="torch.compile mode: default, max-autotune, reduce-overhead")]
+CompileModeOpt = Annotated[str, typer.Option(help=f"torch.compile mode: {', '.join(COMPILE_MODES)}")]
 CudaGraphOpt = Annotated[bool, typer.Option("--cuda-graph", help="capture TensorRT / torch.compile runs in a CUDA graph")]
 EmulatedOpt = Annotated[bool, typer.Option("--allow-emulated", help="also run pairs this machine only emulates (bf16 in PyTorch on a CPU without bf16 instructions: about 10x slower than fp32); skipped rows otherwise")]
 ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads for torch, ONNX Runtime and OpenVINO")]
 MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="write the table as markdown")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="write a JSON list of rows")]
+CudnnBenchmarkOpt = Annotated[bool, typer.Option("--cudnn-benchmark", help="let cuDNN time its convolution algorithms per shape (torch.backends.cudnn.benchmark; CUDA torch runtimes)")]
+ChannelsLastOpt = Annotated[bool | None, typer.Option("--channels-last/--no-channels-last", help="NHWC weights and input in the torch and compile runtimes (default: on for CPU bf16/fp16 only)")]
+FreezingOpt = Annotated[bool, typer.Option("--freezing", help="torch.compile: fold the weights into the graph as constants (Inductor freezing)")]
 
 
 def _device(device: str | None) -> str:
@@ -62,12 +67,12 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _specs(runtime: str, device: str, precision: str, compile_mode: str, cuda_graph: bool,
-           allow_emulated: bool = False) -> list[RunnerSpec]:
-    if compile_mode not in ("default", "max-autotune", "reduce-overhead"):
-        raise DMPHNError(f"unknown compile mode {compile_mode!r}; use default, max-autotune or reduce-overhead")
+           allow_emulated: bool = False, channels_last: bool | None = None, freezing: bool = False) -> list[RunnerSpec]:
+    if compile_mode not in COMPILE_MODES:
+        raise DMPHNError(f"unknown compile mode {compile_mode!r}; use one of {', '.join(COMPILE_MODES)}")
     runtimes = parse_runtimes(runtime)
     specs = [
-        RunnerSpec(key, device, prec, compile_mode, cuda_graph, allow_emulated)
+        RunnerSpec(key, device, prec, compile_mode, cuda_graph, allow_emulated, channels_last, freezing)
         for key in runtimes
         for prec in parse_precisions(precision)
     ]
@@ -102,6 +107,9 @@ def bench(
     compile_mode: CompileModeOpt = "default",
     cuda_graph: CudaGraphOpt = False,
     allow_emulated: EmulatedOpt = False,
+    cudnn_benchmark: CudnnBenchmarkOpt = False,
+    channels_last: ChannelsLastOpt = None,
+    freezing: FreezingOpt = False,
     peak_tflops: Annotated[float | None, typer.Option(help="device ceiling for the roofline floor (default: measured)")] = None,
     workdir: WorkdirOpt = None,
     markdown: MarkdownOpt = None,
@@ -118,7 +126,7 @@ def bench(
     if warmup < 0 or iters < 1:
         raise DMPHNError("--warmup must be >= 0 and --iters >= 1")
     _set_threads(threads)
-    specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated)
+    specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated, channels_last, freezing)
     settings = BenchSettings(
         shapes=[parse_shape(s) for s in (shape or ["256x256"])],
         batches=batch or [1],
@@ -131,10 +139,13 @@ def bench(
     )
     folder, temp = _workdir(workdir)
     try:
-        rows = run_benchmark(specs, ArtifactCache(checkpoint, folder), settings, machine_info(device))
+        with cudnn_benchmark_mode(cudnn_benchmark):
+            rows = run_benchmark(specs, ArtifactCache(checkpoint, folder), settings, machine_info(device))
     finally:
         if temp is not None:
             temp.cleanup()
+    for row in rows:
+        row["cudnn_benchmark"] = cudnn_benchmark
     add_speedups(rows)
     table = bench_markdown(rows)
     print(table)
@@ -167,6 +178,9 @@ def parity(
     compile_mode: CompileModeOpt = "default",
     cuda_graph: CudaGraphOpt = False,
     allow_emulated: EmulatedOpt = False,
+    cudnn_benchmark: CudnnBenchmarkOpt = False,
+    channels_last: ChannelsLastOpt = None,
+    freezing: FreezingOpt = False,
     workdir: WorkdirOpt = None,
     markdown: MarkdownOpt = None,
     json_path: JsonOpt = None,
@@ -186,15 +200,16 @@ def parity(
         raise DMPHNError("--expected needs --inputs (the frames those outputs were made from)")
     if expected is not None and not expected.is_dir():
         raise DMPHNError(f"--expected {expected} is not a folder")
-    specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated)
+    specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated, channels_last, freezing)
     folder, temp = _workdir(workdir)
     try:
         cache = ArtifactCache(checkpoint, folder)
-        if inputs is not None:
-            rows = run_parity_on_frames(specs, cache, inputs, machine_info(device), expected, expected_min_psnr,
-                                        threads=threads)
-        else:
-            rows = run_parity(specs, cache, batch, height, width, machine_info(device), threads=threads)
+        with cudnn_benchmark_mode(cudnn_benchmark):
+            if inputs is not None:
+                rows = run_parity_on_frames(specs, cache, inputs, machine_info(device), expected, expected_min_psnr,
+                                            threads=threads)
+            else:
+                rows = run_parity(specs, cache, batch, height, width, machine_info(device), threads=threads)
     finally:
         if temp is not None:
             temp.cleanup()
