@@ -149,7 +149,7 @@ class ArtifactCache:
         device = device if device in exporter.devices else exporter.devices[0]
         path = self.workdir / f"{fmt}_b{batch}_{height}x{width}_{device}_{precision}{exporter.suffix}"
         if not path.exists():
-            options: dict[str, Any] = {}
+            options: dict[str, Any] = exporter.cache_options(self.workdir)
             if exporter.source_format is not None:  # e.g. an engine is built from the cached ONNX
                 options["source"] = self.artifact(exporter.source_format, batch, height, width, device, "fp32")
             self.workdir.mkdir(parents=True, exist_ok=True)

@@ -74,6 +74,7 @@ class ArtifactStore:
             self._say(f"cache entry {path.name} is {problem}; rebuilding it")
             self._remove(path, fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
+        options = {**exporter_for(fmt).cache_options(self.root), **options}  # e.g. one TensorRT timing cache for all models
         _, verification = export_verified(fmt, model, path, batch=batch, height=height, width=width, device=device,
                                           precision=precision, log=None, **options)
         record = {"sha256": file_sha256(path), "format": fmt, "toolkit": __version__, "torch": torch.__version__,
