@@ -55,3 +55,13 @@ def test_gpu_extra_lists_only_packages_the_code_imports():
     for requirement in extra:
         module = re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].replace("-", "_")
         assert re.search(rf"^\s*(import|from) {module}\b", sources, re.MULTILINE), f"{requirement} is imported by nothing"
+
+
+def test_cpp_size_block_for_engines_without_sidecar_is_the_universal_one():
+    """The C++ TensorRT backend pads an engine without a sidecar to a block every DMPHN accepts:
+    the same block as dmphn_core.tiling (its one home; C++ cannot import it)."""
+    from dmphn_core.tiling import universal_size_block
+
+    source = (REPO / "cpp" / "src" / "backends" / "tensorrt_backend.cpp").read_text()
+    found = re.search(r"kUniversalSizeBlock\{(\d+), (\d+)\}", source)
+    assert found and (int(found[1]), int(found[2])) == universal_size_block()
