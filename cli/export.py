@@ -116,9 +116,11 @@ def trt(
     report: ReportOpt = None,
 ) -> None:
     """TensorRT engine (+ JSON sidecar) built from ONNX with the TensorRT Python API; needs CUDA + tensorrt."""
-    from export.to_tensorrt import check_tensorrt_available
+    from export.to_tensorrt import PRECISION_CONSTRAINTS, check_tensorrt_available
 
     check_precision(precision, exporter_for("tensorrt").precisions, "TensorRT precision")  # named before availability
+    if precision_constraints not in PRECISION_CONSTRAINTS:
+        raise DMPHNError(f"unknown --precision-constraints {precision_constraints!r}; use {' or '.join(PRECISION_CONSTRAINTS)}")
     check_tensorrt_available()
     model = _load(checkpoint, height, width, batch)
     output = output or _default_output(model, batch, height, width, "tensorrt", f"_{precision}")

@@ -413,3 +413,12 @@ def test_tensorrt_11_is_refused_with_the_supported_range(monkeypatch):
     install_fake_tensorrt(monkeypatch, version="11.0.0.1")
     with pytest.raises(RuntimeUnavailable, match=r"TensorRT 11\.0\.0\.1 .*>=10\.0,<11"):
         check_tensorrt_available()
+
+
+def test_cli_unknown_precision_constraints_is_named_before_availability():
+    from typer.testing import CliRunner
+
+    from cli.export import app
+
+    result = CliRunner().invoke(app, ["trt", "--precision-constraints", "strict"])
+    assert result.exit_code == 2 and "unknown --precision-constraints 'strict'; use obey or prefer" in result.stderr
