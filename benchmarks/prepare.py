@@ -65,11 +65,16 @@ class RunnerSpec:
     cuda_graph: bool = False
     #: run a pair this machine can only emulate (e.g. bf16 on a CPU without bf16 instructions)
     allow_emulated: bool = False
+    #: NHWC weights and input (None: the runner's default); Inductor weight freezing
+    channels_last: bool | None = None
+    freezing: bool = False
 
     @property
     def runner_options(self) -> dict[str, Any]:
         """The options this spec sets that its runner declares (``Runner.options``)."""
-        given = {"mode": self.compile_mode, "cuda_graph": self.cuda_graph}
+        given = {"mode": self.compile_mode, "cuda_graph": self.cuda_graph, "freezing": self.freezing}
+        if self.channels_last is not None:
+            given["channels_last"] = self.channels_last
         try:
             declared = runner_class(self.runtime).options
         except DMPHNError:
@@ -84,6 +89,10 @@ class RunnerSpec:
             label += f"[{options['mode']}]"
         if options.get("cuda_graph"):
             label += "+graph"
+        if "channels_last" in options:
+            label += "+nhwc" if options["channels_last"] else "+nchw"
+        if options.get("freezing"):
+            label += "+frozen"
         return f"{label}-{self.device}-{self.precision}"
 
     def unavailable_reason(self) -> str | None:
@@ -150,7 +159,7 @@ class ArtifactCache:
             return path
         path = self.workdir / f"{fmt}_b{batch}_{height}x{width}_{device}_{precision}{exporter.suffix}"
         if not path.exists():
-            options: dict[str, Any] = {}
+            options: dict[str, Any] = exporter.cache_options(self.workdir)
             if exporter.source_format is not None:  # e.g. an engine is built from the cached ONNX
                 options["source"] = self.artifact(exporter.source_format, batch, height, width, device, "fp32")
             self.workdir.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,8 @@ from dmphn_core.fileio import write_text_atomic
 from dmphn_core.precision import PRECISIONS
 from runtimes import runtime_names
 from runtimes.profiling import DEFAULT_TOP
+from runtimes.torch_compile import COMPILE_MODES
+from runtimes.torch_utils import cudnn_benchmark as cudnn_benchmark_mode
 
 bench_app = new_app("Latency of every runtime on the same inputs, side by side.")
 parity_app = new_app("Parity of every runtime against the PyTorch fp32 reference.")
@@ -44,12 +46,15 @@ RuntimeOpt = Annotated[str, typer.Option("--runtime", "-r", help=f"comma list of
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available)")]
 PrecisionOpt = Annotated[str, typer.Option(help=f"comma list of {', '.join(PRECISIONS)} (pairs a runtime cannot do are skipped rows)")]
 WorkdirOpt = Annotated[Path | None, typer.Option(help="keep exported artifacts here (default: a temporary folder)")]
-CompileModeOpt = Annotated[str, typer.Option(help="torch.compile mode: default, max-autotune, reduce-overhead")]
+CompileModeOpt = Annotated[str, typer.Option(help=f"torch.compile mode: {', '.join(COMPILE_MODES)}")]
 CudaGraphOpt = Annotated[bool, typer.Option("--cuda-graph", help="capture TensorRT / torch.compile runs in a CUDA graph")]
 EmulatedOpt = Annotated[bool, typer.Option("--allow-emulated", help="also run pairs this machine only emulates (bf16 in PyTorch on a CPU without bf16 instructions: about 10x slower than fp32); skipped rows otherwise")]
 ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads for torch, ONNX Runtime and OpenVINO")]
 MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="write the table as markdown")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="write a JSON list of rows")]
+CudnnBenchmarkOpt = Annotated[bool, typer.Option("--cudnn-benchmark", help="let cuDNN time its convolution algorithms per shape (torch.backends.cudnn.benchmark; CUDA torch runtimes)")]
+ChannelsLastOpt = Annotated[bool | None, typer.Option("--channels-last/--no-channels-last", help="NHWC weights and input in the torch and compile runtimes (default: on for CPU bf16/fp16 only)")]
+FreezingOpt = Annotated[bool, typer.Option("--freezing", help="torch.compile: fold the weights into the graph as constants (Inductor freezing)")]
 
 
 def _device(device: str | None) -> str:
@@ -67,12 +72,12 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _specs(runtime: str, device: str, precision: str, compile_mode: str, cuda_graph: bool,
-           allow_emulated: bool = False) -> list[RunnerSpec]:
-    if compile_mode not in ("default", "max-autotune", "reduce-overhead"):
-        raise DMPHNError(f"unknown compile mode {compile_mode!r}; use default, max-autotune or reduce-overhead")
+           allow_emulated: bool = False, channels_last: bool | None = None, freezing: bool = False) -> list[RunnerSpec]:
+    if compile_mode not in COMPILE_MODES:
+        raise DMPHNError(f"unknown compile mode {compile_mode!r}; use one of {', '.join(COMPILE_MODES)}")
     runtimes = parse_runtimes(runtime)
     specs = [
-        RunnerSpec(key, device, prec, compile_mode, cuda_graph, allow_emulated)
+        RunnerSpec(key, device, prec, compile_mode, cuda_graph, allow_emulated, channels_last, freezing)
         for key in runtimes
         for prec in parse_precisions(precision)
     ]
@@ -123,6 +128,9 @@ def bench(
     compile_mode: CompileModeOpt = "default",
     cuda_graph: CudaGraphOpt = False,
     allow_emulated: EmulatedOpt = False,
+    cudnn_benchmark: CudnnBenchmarkOpt = False,
+    channels_last: ChannelsLastOpt = None,
+    freezing: FreezingOpt = False,
     peak_tflops: Annotated[float | None, typer.Option(help="device ceiling for the roofline floor (default: measured)")] = None,
     workdir: WorkdirOpt = None,
     markdown: MarkdownOpt = None,
@@ -149,7 +157,7 @@ def bench(
     if warmup < 0 or iters < 1 or profile_top < 1:
         raise DMPHNError("--warmup must be >= 0, --iters and --profile-top >= 1")
     _set_threads(threads)
-    specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated)
+    specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated, channels_last, freezing)
     settings = BenchSettings(
         shapes=[parse_shape(s) for s in (shape or ["256x256"])],
         batches=batch or [1],
@@ -163,16 +171,19 @@ def bench(
     folder, temp = _workdir(workdir)
     artifacts = ArtifactCache(checkpoint, folder, store=_record_store(cache) if record else None)
     try:
-        rows = run_benchmark(specs, artifacts, settings, machine_info(device))
-        if profile:
-            add_profiles(rows, specs, artifacts, settings, profile_top)
-        stream_rows = [] if throughput is None else run_throughput(
-            specs, artifacts, shapes=settings.shapes, batches=settings.batches, settings=throughput, threads=threads,
-            machine=machine_info(device), frames=frames.numpy() if frames is not None else None,
-            frames_label=settings.frames_label)
+        with cudnn_benchmark_mode(cudnn_benchmark):
+            rows = run_benchmark(specs, artifacts, settings, machine_info(device))
+            if profile:
+                add_profiles(rows, specs, artifacts, settings, profile_top)
+            stream_rows = [] if throughput is None else run_throughput(
+                specs, artifacts, shapes=settings.shapes, batches=settings.batches, settings=throughput, threads=threads,
+                machine=machine_info(device), frames=frames.numpy() if frames is not None else None,
+                frames_label=settings.frames_label)
     finally:
         if temp is not None:
             temp.cleanup()
+    for row in rows:
+        row["cudnn_benchmark"] = cudnn_benchmark
     add_speedups(rows)
     add_gains(rows, stream_rows)
     table = (bench_markdown(rows) + (f"\n{throughput_markdown(stream_rows)}" if stream_rows else "")
@@ -209,6 +220,9 @@ def parity(
     compile_mode: CompileModeOpt = "default",
     cuda_graph: CudaGraphOpt = False,
     allow_emulated: EmulatedOpt = False,
+    cudnn_benchmark: CudnnBenchmarkOpt = False,
+    channels_last: ChannelsLastOpt = None,
+    freezing: FreezingOpt = False,
     workdir: WorkdirOpt = None,
     markdown: MarkdownOpt = None,
     json_path: JsonOpt = None,
@@ -237,22 +251,23 @@ def parity(
     if save_outputs is not None and load_outputs is not None:
         raise DMPHNError("--save-outputs and --load-outputs do not go together")
     specs = [] if load_outputs is not None else _specs(runtime, device, precision, compile_mode, cuda_graph,
-                                                       allow_emulated)
+                                                       allow_emulated, channels_last, freezing)
     saved: list | None = [] if save_outputs is not None else None
     folder, temp = _workdir(workdir)
     try:
         cache = ArtifactCache(checkpoint, folder)
-        if load_outputs is not None:
-            rows = run_parity_loaded(load_outputs, cache, machine_info(device), inputs)
-        elif layers:
-            frames = load_frames(inputs) if inputs is not None else None
-            rows = run_layers_for_specs(specs, cache, batch, height, width, machine_info(device), frames, threads,
-                                        layer_min_psnr)
-        elif inputs is not None:
-            rows = run_parity_on_frames(specs, cache, inputs, machine_info(device), expected, expected_min_psnr,
-                                        threads=threads, saved=saved)
-        else:
-            rows = run_parity(specs, cache, batch, height, width, machine_info(device), threads=threads, saved=saved)
+        with cudnn_benchmark_mode(cudnn_benchmark):
+            if load_outputs is not None:
+                rows = run_parity_loaded(load_outputs, cache, machine_info(device), inputs)
+            elif layers:
+                frames = load_frames(inputs) if inputs is not None else None
+                rows = run_layers_for_specs(specs, cache, batch, height, width, machine_info(device), frames, threads,
+                                            layer_min_psnr)
+            elif inputs is not None:
+                rows = run_parity_on_frames(specs, cache, inputs, machine_info(device), expected, expected_min_psnr,
+                                            threads=threads, saved=saved)
+            else:
+                rows = run_parity(specs, cache, batch, height, width, machine_info(device), threads=threads, saved=saved)
     finally:
         if temp is not None:
             temp.cleanup()

@@ -108,23 +108,27 @@ def trt(
     precision: Annotated[str, typer.Option(help="fp32, tf32 or fp16")] = "fp16",
     onnx_path: Annotated[Path | None, typer.Option("--onnx", help="reuse this ONNX instead of exporting one")] = None,
     max_batch: Annotated[int | None, typer.Option(help="dynamic batch: optimisation profile 1..MAX (opt = --batch)")] = None,
-    workspace_gb: Annotated[float, typer.Option(help="builder workspace limit in GiB")] = 4.0,
+    workspace_gb: Annotated[float | None, typer.Option(help="cap on the builder's workspace in GiB (default: TensorRT's, the GPU's memory; a cap prunes tactics)")] = None,
+    precision_constraints: Annotated[str, typer.Option(help="fp16 overflow guard's fp32 pins: obey (fail the build if one cannot be kept) or prefer (TensorRT may break one, with a warning)")] = "obey",
     timing_cache: Annotated[Path | None, typer.Option(help="timing cache file to reuse and update")] = None,
     max_abs: MaxAbsOpt = None,
     min_psnr: MinPsnrOpt = None,
     report: ReportOpt = None,
 ) -> None:
     """TensorRT engine (+ JSON sidecar) built from ONNX with the TensorRT Python API; needs CUDA + tensorrt."""
-    from export.to_tensorrt import check_tensorrt_available
+    from export.to_tensorrt import PRECISION_CONSTRAINTS, check_tensorrt_available
 
     check_precision(precision, exporter_for("tensorrt").precisions, "TensorRT precision")  # named before availability
+    if precision_constraints not in PRECISION_CONSTRAINTS:
+        raise DMPHNError(f"unknown --precision-constraints {precision_constraints!r}; use {' or '.join(PRECISION_CONSTRAINTS)}")
     check_tensorrt_available()
     model = _load(checkpoint, height, width, batch)
     output = output or _default_output(model, batch, height, width, "tensorrt", f"_{precision}")
     shapes = [(batch, height, width)] + ([(max_batch, height, width)] if max_batch and max_batch != batch else [])
     export_verified("tensorrt", model, output, batch=batch, height=height, width=width, device="cuda",
                     precision=precision, verify_shapes=shapes, max_abs=max_abs, min_psnr=min_psnr, report=report,
-                    onnx_path=onnx_path, max_batch=max_batch, workspace_gb=workspace_gb, timing_cache=timing_cache)
+                    onnx_path=onnx_path, max_batch=max_batch, workspace_gb=workspace_gb, timing_cache=timing_cache,
+                    precision_constraints=precision_constraints)
 
 
 @app.command()

@@ -82,6 +82,7 @@ class ArtifactStore:
             self._say(f"cache entry {path.name} is {problem}; rebuilding it")
             self._remove(path, fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
+        options = {**exporter_for(fmt).cache_options(self.root), **options}  # e.g. one TensorRT timing cache for all models
         self.notice(f"one-time export: building and verifying the {fmt} {precision} artifact for {width}x{height} WxH "
                     f"on {device}; later calls at this size reuse it{self._last_export(fmt, device, precision)}")
         started = time.perf_counter()

@@ -39,6 +39,10 @@ def _no_companions(path: Path) -> list[Path]:
     return []
 
 
+def _no_cache_options(folder: Path) -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Exporter:
     """How one artifact format is written: ``build(model, path, *, batch, height, width, device, precision, **options)``.
@@ -57,6 +61,8 @@ class Exporter:
     companions: Callable[[Path], list[Path]] = field(default=_no_companions)
     #: a format this one is built from; ``build`` then accepts ``source=PATH`` of such a file
     source_format: str | None = None
+    #: build options an artifact cache passes for artifacts it keeps in a folder (a TensorRT timing cache there)
+    cache_options: Callable[[Path], dict[str, Any]] = field(default=_no_cache_options)
 
 
 @functools.cache

@@ -2,12 +2,18 @@
 
 Precisions: ``fp32`` (TF32 switched off: TensorRT enables it by default), ``tf32`` and
 ``fp16``. A dynamic batch gets one optimisation profile ``1 .. max_batch`` (opt = batch).
+The workspace is TensorRT's default (all of the GPU's memory) unless capped: a cap prunes the
+tactics that need more scratch memory, at 720p the fastest ones among them.
 
 FP16 overflow guard: before an fp16 build the ONNX graph runs in ONNX Runtime (fp32, CPU)
-on the verification inputs with the largest |value| of every intermediate tensor exposed
-as an extra output (:mod:`export.fp16_guard`). Tensors past ``FP16_SAFE_MAX`` are the overflowing set; every TensorRT layer that reads or
-writes one of them is pinned to fp32 (layer precision, output types, and
-``OBEY_PRECISION_CONSTRAINTS``), so the engine computes instead of returning inf/NaN. Layers
+on blurred frames (camera-shake blur of the bundled held-out photos: what a deblurring model
+is deployed on, :func:`export.verify.natural_inputs`) with the largest |value| of every intermediate
+tensor exposed as an extra output (:mod:`export.fp16_guard`). Tensors past ``FP16_SAFE_MAX``
+are the overflowing set; every TensorRT layer that reads or writes one of them is pinned to
+fp32 (layer precision and output types), so the engine computes instead of returning inf/NaN.
+``precision_constraints="obey"`` (default) makes the pins binding: the build fails when a
+pinned layer has no fp32 implementation; ``"prefer"`` lets TensorRT break a pin it cannot keep
+(with a warning in its log); the sidecar records which one ran. Layers
 are found by tensor, not by name: at most one layer of a node carries the node's name (the
 ONNX parser makes the names of a node's further layers unique, or names them after its own
 helpers, and calls an unnamed node ``node_of_<output>``), so the further layers of a node that
@@ -42,6 +48,10 @@ from runtimes.tensorrt_compat import INSTALL_HINT, unsupported_version_reason
 
 from .exporter import Exporter
 from .fp16_guard import fp16_overflow_report
+from .trt_timing_cache import attach_timing_cache, cache_options, save_timing_cache
+
+#: How binding the fp32 pins of the overflow guard are: TensorRT's OBEY / PREFER_PRECISION_CONSTRAINTS.
+PRECISION_CONSTRAINTS = {"obey": "OBEY_PRECISION_CONSTRAINTS", "prefer": "PREFER_PRECISION_CONSTRAINTS"}
 
 
 # -- availability ------------------------------------------------------------------------
@@ -183,28 +193,6 @@ def _pin_fp32(trt, network, tensors: Iterable[str], onnx_names: set[str]) -> lis
     return pinned
 
 
-def _attach_timing_cache(trt, config, cache_file: Path | None) -> tuple[Any, bool, str | None]:
-    """Give ``config`` a timing cache read from ``cache_file`` (or a new one).
-
-    A cache TensorRT cannot read (corrupt, from another TensorRT) or refuses (made on another
-    GPU) is replaced by an empty one, never used with ``ignore_mismatch``, and overwritten
-    after the build. Returns (cache, reused, note on what was ignored or None).
-    """
-    if cache_file is None:
-        return None, False, None
-    note = None
-    if cache_file.is_file():
-        cache = config.create_timing_cache(cache_file.read_bytes())
-        if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
-            return cache, True, None
-        why = "unreadable (corrupt, or from another TensorRT version)" if cache is None else "made on another GPU"
-        note = f"timing cache {cache_file} ignored: {why}; starting an empty one"
-    cache = config.create_timing_cache(b"")
-    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
-        raise DMPHNError("TensorRT could not create an empty timing cache")
-    return cache, False, note
-
-
 def _gpu_info() -> dict[str, str | None]:
     """The GPU the engine is built on, as the sidecar records it."""
     gpu = torch.cuda.get_device_properties(torch.cuda.current_device())
@@ -221,23 +209,28 @@ def build_engine(
     precision: str,
     onnx_path: str | os.PathLike | None = None,
     max_batch: int | None = None,
-    workspace_gb: float = 4.0,
+    workspace_gb: float | None = None,
     timing_cache: str | os.PathLike | None = None,
     sidecar: str | os.PathLike | None = None,
     fp16_guard: bool = True,
+    precision_constraints: str = "obey",
 ) -> dict[str, Any]:
     """Build a serialized engine at ``path`` and its JSON sidecar (default ``<path>.json``).
 
     ``onnx_path``: reuse this ONNX (else one is exported into a temporary folder).
     ``max_batch``: dynamic batch with an optimisation profile 1..max_batch (opt = batch).
-    ``timing_cache``: read if it exists, written back (atomically) after the build.
+    ``workspace_gb``: cap on the builder's scratch memory (None: TensorRT's default, the GPU's memory).
+    ``timing_cache``: read if it exists and matches its hash record, written back (atomically) after the build.
+    ``precision_constraints``: "obey" or "prefer", how binding the overflow guard's fp32 pins are.
     Returns the build info; ``log_lines`` is what the CLI prints.
     """
     check_precision(precision, TensorRTRunner.precisions, "TensorRT precision")
     if max_batch is not None and max_batch < batch:
         raise DMPHNError(f"--max-batch ({max_batch}) must be at least --batch ({batch})")
-    if workspace_gb <= 0:
+    if workspace_gb is not None and workspace_gb <= 0:
         raise DMPHNError(f"workspace must be positive, got {workspace_gb} GiB")
+    if precision_constraints not in PRECISION_CONSTRAINTS:
+        raise DMPHNError(f"unknown precision constraints {precision_constraints!r}; use {' or '.join(PRECISION_CONSTRAINTS)}")
     model.geometry.check_size(height, width)
     trt = check_tensorrt_available()
     if precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16"):
@@ -256,31 +249,48 @@ def build_engine(
         return _build(trt, model, path, onnx_file, batch=batch, height=height, width=width, precision=precision,
                       max_batch=max_batch, workspace_gb=workspace_gb, timing_cache=timing_cache,
                       sidecar=Path(sidecar) if sidecar else sidecar_path(path), fp16_guard=fp16_guard,
-                      onnx_given=onnx_path is not None)
+                      onnx_given=onnx_path is not None, precision_constraints=precision_constraints)
+
+
+def _created(made, what: str, logger):
+    """``made``, or a one-line error where the binding returned None (TensorRT's nullptr)."""
+    if made is None:
+        errors = [line for line in logger.lines if line.startswith(("[ERROR]", "[INTERNAL_ERROR]"))]
+        raise DMPHNError(f"TensorRT could not create {what}: {errors[-1] if errors else 'it logged no reason'}")
+    return made
+
+
+def _new_builder(trt, logger):
+    try:
+        return _created(trt.Builder(logger), "a builder", logger)
+    except TypeError as exc:  # pybind11 refuses a factory that returned nullptr with a TypeError
+        raise DMPHNError(f"TensorRT could not create a builder (no usable GPU or driver?): {exc}") from None
 
 
 def _build(trt, model, path, onnx_file, *, batch, height, width, precision, max_batch, workspace_gb, timing_cache,
-           sidecar, fp16_guard, onnx_given) -> dict[str, Any]:
-    from .verify import verification_inputs
+           sidecar, fp16_guard, onnx_given, precision_constraints) -> dict[str, Any]:
+    from .verify import natural_inputs
 
     begin = time.perf_counter()
     profile_shapes = _profile_shapes(_onnx_input_dims(onnx_file), batch, height, width, max_batch)
 
     overflow = {"nodes": [], "tensors": [], "checked": False}
     if precision == "fp16" and fp16_guard:
-        inputs = [x for _, x in verification_inputs(batch, height, width)]
-        overflow = {**fp16_overflow_report(onnx_file, inputs), "checked": True}
+        inputs = [x for _, x in natural_inputs(batch, height, width)]
+        overflow = {**fp16_overflow_report(onnx_file, inputs), "checked": True, "inputs": "camera-shake blurred photos"}
 
     logger = _collecting_logger(trt, trt.ILogger.Severity.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    builder = _new_builder(trt, logger)
+    # explicit batch is the only mode in TensorRT 10: no creation flags
+    network = _created(builder.create_network(0), "a network definition", logger)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_file)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise DMPHNError(f"TensorRT could not parse {onnx_file}: {errors[0] if errors else 'unknown error'}")
 
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * 2**30))
+    config = _created(builder.create_builder_config(), "a builder config", logger)
+    if workspace_gb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * 2**30))
     if precision == "fp32":
         config.clear_flag(trt.BuilderFlag.TF32)  # on by default in TensorRT
     elif precision == "tf32":
@@ -289,35 +299,38 @@ def _build(trt, model, path, onnx_file, *, batch, height, width, precision, max_
         config.set_flag(trt.BuilderFlag.FP16)
     pinned = _pin_fp32(trt, network, overflow["tensors"], _onnx_tensor_names(onnx_file)) if overflow["tensors"] else []
     if pinned:
-        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+        config.set_flag(getattr(trt.BuilderFlag, PRECISION_CONSTRAINTS[precision_constraints]))
     if profile_shapes:
-        profile = builder.create_optimization_profile()
+        profile = _created(builder.create_optimization_profile(), "an optimization profile", logger)
         profile.set_shape(INPUT_NAME, profile_shapes["min"], profile_shapes["opt"], profile_shapes["max"])
-        config.add_optimization_profile(profile)
+        if config.add_optimization_profile(profile) < 0:  # -1: TensorRT found the profile invalid
+            raise DMPHNError(f"TensorRT refused the optimization profile {json.dumps(profile_shapes)}")
 
     cache_file = Path(timing_cache) if timing_cache else None
-    # held until the build is done: TensorRT needs the cache object alive while it builds
-    timing_cache_object, cache_hit, cache_note = _attach_timing_cache(trt, config, cache_file)
+    # our reference to the cache is kept until it is serialized below, after the build
+    timing_cache_object, cache_hit, cache_note = attach_timing_cache(trt, config, cache_file)
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         errors = [line for line in logger.lines if line.startswith(("[ERROR]", "[INTERNAL_ERROR]"))]
-        raise DMPHNError(f"TensorRT engine build failed: {errors[-1] if errors else 'see the TensorRT log'}")
+        hint = ("; a layer pinned to fp32 may have no fp32 implementation: --precision-constraints prefer lets "
+                "TensorRT break such a pin" if pinned and precision_constraints == "obey" else "")
+        raise DMPHNError(f"TensorRT engine build failed: {errors[-1] if errors else 'see the TensorRT log'}{hint}")
     engine_bytes = bytes(serialized)
-    del timing_cache_object
+    gpu = _gpu_info()
+    if cache_file:  # serialized from the object attached above, while it and the config are both alive
+        save_timing_cache(timing_cache_object, cache_file, {"tensorrt": trt.__version__, "gpu": gpu})
     write_bytes_atomic(path, engine_bytes)
-    if cache_file:
-        write_bytes_atomic(cache_file, bytes(config.get_timing_cache().serialize()))
     seconds = time.perf_counter() - begin
 
-    gpu = _gpu_info()
     tensorrt_info = {
         "version": trt.__version__,
         "precision": precision,
         "profile": profile_shapes,
-        "workspace_gib": workspace_gb,
-        "fp16_overflow_guard": {k: overflow.get(k) for k in ("checked", "threshold", "nodes", "largest_abs")},
+        "workspace_gib": workspace_gb,  # None: TensorRT's default (the GPU's memory), no cap
+        "fp16_overflow_guard": {k: overflow.get(k) for k in ("checked", "inputs", "threshold", "nodes", "largest_abs")},
         "fp32_pinned_layers": pinned,
+        "precision_constraints": precision_constraints if pinned else None,
         "timing_cache": str(cache_file) if cache_file else None,
         "timing_cache_reused": cache_hit,
         "timing_cache_note": cache_note,
@@ -342,6 +355,7 @@ def _build(trt, model, path, onnx_file, *, batch, height, width, precision, max_
         "  fp16 overflow guard: " + (
             f"{len(overflow['nodes'])} nodes past {overflow['threshold']:g} (largest |x| "
             f"{overflow['largest_abs']:.3g}); {len(pinned)} layers pinned to fp32"
+            + (f" ({precision_constraints})" if pinned else "")
             if overflow["checked"] else "not needed" if precision != "fp16" else "off"),
         f"  timing cache: {cache_file} ({'reused' if cache_hit else 'new'})" if cache_file else "  timing cache: none",
         *([f"  {cache_note}"] if cache_note else []),
@@ -358,4 +372,5 @@ def _build_for_exporter(model: DMPHN, path: Path, *, batch: int, height: int, wi
 
 
 EXPORTER = Exporter(format="tensorrt", runtime="trt", suffix=".engine", precisions=TensorRTRunner.precisions,
-                    devices=("cuda",), build=_build_for_exporter, companions=lambda path: [sidecar_path(path)], source_format="onnx")
+                    devices=("cuda",), build=_build_for_exporter, companions=lambda path: [sidecar_path(path)], source_format="onnx",
+                    cache_options=cache_options)

@@ -7,7 +7,9 @@ caller's stream before the engine reads the input, the caller's stream waits for
 anyone reads the output, and both tensors are recorded on the stream that uses them so the
 caching allocator does not hand their memory out early. The JSON sidecar written by
 :func:`export.to_tensorrt.build_engine` gives the model config, the TensorRT version and
-the GPU; they are checked against the running library and GPU before deserialising.
+the GPU; they are checked against the running library and GPU (compute capability and model
+name) before deserialising. An engine without a sidecar (``trtexec``'s) still runs, its model
+config unknown.
 
 With ``cuda_graph=True`` the first call at each input shape captures ``execute_async_v3``
 into a CUDA graph over static I/O buffers (:class:`runtimes.cuda_graph.CudaGraphCache`),
@@ -58,6 +60,9 @@ class TorchCuda:
     def compute_capability(self) -> str:
         major, minor = torch.cuda.get_device_capability()
         return f"{major}.{minor}"
+
+    def device_name(self) -> str:
+        return torch.cuda.get_device_name()
 
 
 class TensorRTRunner(Runner):
@@ -122,7 +127,8 @@ class TensorRTRunner(Runner):
         if not self.engine_path.is_file():
             raise DMPHNError(f"TensorRT engine not found: {self.engine_path}")
         self.metadata = self._read_sidecar()
-        mismatch = engine_mismatch(self.metadata, trt.__version__, self.cuda_api.compute_capability())
+        mismatch = engine_mismatch(self.metadata, trt.__version__, self.cuda_api.compute_capability(),
+                                   self.cuda_api.device_name())
         if mismatch:
             raise DMPHNError(f"cannot load TensorRT engine {self.engine_path}: {mismatch}; rebuild it here "
                              f"with `dmphn-export trt`")

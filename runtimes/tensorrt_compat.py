@@ -44,12 +44,16 @@ def unsupported_version_reason(version: str) -> str | None:
     )
 
 
-def engine_mismatch(metadata: dict[str, Any] | None, trt_version: str, compute_capability: str) -> str | None:
+def engine_mismatch(
+    metadata: dict[str, Any] | None, trt_version: str, compute_capability: str, device_name: str | None = None
+) -> str | None:
     """Why an engine with sidecar ``metadata`` cannot load here, checked before deserialising.
 
-    Engines load only with the TensorRT release and the GPU architecture (compute capability)
-    they were built with; TensorRT's own message for either is a vague deserialisation failure.
-    None when they match or the sidecar does not say.
+    TensorRT engines are specific to the TensorRT release and to the GPU model they were built
+    on (without hardware compatibility, which these builds do not ask for): an engine built on
+    an H100 is not one for an H200, though both are compute capability 9.0. TensorRT's own
+    message for a mismatch is a vague deserialisation failure, or none. None when everything
+    matches or the sidecar does not say.
     """
     metadata = metadata or {}
     built_with = (metadata.get("tensorrt") or {}).get("version")
@@ -62,4 +66,8 @@ def engine_mismatch(metadata: dict[str, Any] | None, trt_version: str, compute_c
             f"it was built for compute capability {built_for} ({gpu.get('name', 'unknown GPU')}), "
             f"but this GPU has compute capability {compute_capability}"
         )
+    built_on = gpu.get("name")
+    if built_on and device_name and built_on != device_name:
+        return (f"it was built on a {built_on}, but this GPU is a {device_name} (TensorRT engines are specific "
+                f"to the GPU model they were built on)")
     return None

@@ -2,13 +2,18 @@
 
 Compilation happens at the first ``infer`` of each new shape (Inductor needs the shape);
 its duration is kept in ``compile_seconds`` so benchmarks report it apart from latency.
-Modes: ``default``, ``max-autotune`` (Triton autotuning on CUDA) and ``reduce-overhead``
-(Inductor's own CUDA graphs). ``cuda_graph=True`` instead captures the compiled call in
-an explicit CUDA graph (:class:`runtimes.cuda_graph.CudaGraphCache`).
+Modes: ``default``, ``max-autotune`` (Triton autotuning on CUDA, plus Inductor's CUDA graphs),
+``max-autotune-no-cudagraphs`` (the autotuning alone) and ``reduce-overhead`` (Inductor's own
+CUDA graphs). ``cuda_graph=True`` instead captures the compiled call in an explicit CUDA graph
+(:class:`runtimes.cuda_graph.CudaGraphCache`). ``channels_last``: NHWC weights and input
+(:func:`runtimes.torch_utils.default_channels_last` when None); ``freezing``: Inductor folds
+the weights into the graph as constants (``torch._inductor.config.freezing``), which lets it
+pre-pack convolution weights and fold constant arithmetic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from typing import Any
@@ -22,9 +27,15 @@ from .base import Runner, require_cuda
 from .profiling import profile_torch
 from .cuda_graph import CudaGraphCache
 from .torch_eager import ModelSource, _resolve_model
-from .torch_utils import Float32IO, tf32_mode
+from .torch_utils import Float32IO, default_channels_last, tf32_mode
 
-COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
+COMPILE_MODES = ("default", "max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead")
+
+
+def _inductor_config():
+    import torch._inductor.config  # imported on use: a module of Inductor's, loaded only when compiling
+
+    return torch._inductor.config
 
 
 class TorchCompileRunner(Runner):
@@ -35,7 +46,7 @@ class TorchCompileRunner(Runner):
     rank = 6
     uses_torch_cpu_kernels = True
     _profile = profile_torch  # torch.profiler around infer (runtimes.profiling)
-    options = ("mode", "cuda_graph")
+    options = ("mode", "cuda_graph", "channels_last", "freezing")
 
     def __init__(
         self,
@@ -45,6 +56,8 @@ class TorchCompileRunner(Runner):
         precision: str = "fp32",
         mode: str = "default",
         cuda_graph: bool = False,
+        channels_last: bool | None = None,
+        freezing: bool = False,
         dynamic: bool = False,
         name: str | None = None,
         threads: int | None = None,
@@ -57,6 +70,8 @@ class TorchCompileRunner(Runner):
         self._source = model
         self.mode = mode
         self.cuda_graph = cuda_graph
+        self.channels_last = default_channels_last(device, precision) if channels_last is None else channels_last
+        self.freezing = freezing
         self.dynamic = dynamic
         self.compile_seconds: float | None = None
         self._compiled = None
@@ -79,7 +94,7 @@ class TorchCompileRunner(Runner):
             require_cuda(f"runtime {self.runtime}")
         model = _resolve_model(self._source, per_patch=False).to(self.device).eval()
         self.model_config = model.config
-        wrapped = Float32IO(model, torch_dtype(self.precision)).eval()
+        wrapped = Float32IO(model, torch_dtype(self.precision), self.channels_last).eval()
         self._compiled = torch.compile(wrapped, mode=self.mode, dynamic=self.dynamic, fullgraph=True)
         if self.cuda_graph:
             self._graphs = CudaGraphCache(self._call_compiled, self.name)
@@ -96,7 +111,9 @@ class TorchCompileRunner(Runner):
         key = tuple(x.shape)
         first = key not in self._seen_shapes
         begin = time.perf_counter()
-        with torch.inference_mode(), tf32_mode(self.precision == "tf32"):
+        # Inductor reads its config when it compiles: at the first call of each shape
+        compiling = _inductor_config().patch(freezing=self.freezing) if first else contextlib.nullcontext()
+        with compiling, torch.inference_mode(), tf32_mode(self.precision == "tf32"):
             out = self._graphs(x) if self._graphs is not None else self._call_compiled(x)
         if first:
             self.synchronize()
@@ -114,4 +131,4 @@ class TorchCompileRunner(Runner):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "torch": torch.__version__, "mode": self.mode, "cuda_graph": self.cuda_graph,
-                "compile_s": self.compile_seconds}
+                "channels_last": self.channels_last, "freezing": self.freezing, "compile_s": self.compile_seconds}

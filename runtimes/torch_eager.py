@@ -17,7 +17,7 @@ from dmphn_core.reference import PerPatchDMPHN
 from .base import Runner, require_cuda
 from .layers import MarkedOutputs, mark_torch
 from .profiling import profile_torch
-from .torch_utils import tf32_mode
+from .torch_utils import default_channels_last, memory_format, tf32_mode, to_compute_input
 
 
 class ModelFromCheckpoint:
@@ -56,9 +56,8 @@ def _resolve_model(source: ModelSource, per_patch: bool) -> nn.Module:
 class TorchRunner(Runner):
     """Eager static-shape DMPHN. ``model``: a module, a loader, or a checkpoint path.
 
-    ``channels_last`` (NHWC weights and input) defaults to on for bf16/fp16 on the CPU, where
-    oneDNN's reduced-precision convolutions want it: 6.2x faster in bf16 at 32x64 on the 2-core
-    EPYC (2026-11-26, `benchmarks/gpu_session.sh` cpu_layout stage); elsewhere to off.
+    ``channels_last`` (NHWC weights and input, on the CPU or CUDA): None takes
+    :func:`runtimes.torch_utils.default_channels_last`.
     """
 
     runtime = "torch"
@@ -68,6 +67,7 @@ class TorchRunner(Runner):
     per_patch = False
     uses_torch_cpu_kernels = True
     _profile = profile_torch  # torch.profiler around infer (runtimes.profiling)
+    options = ("channels_last",)
 
     def __init__(
         self, model: ModelSource = None, *, device: str = "cpu", precision: str = "fp32",
@@ -76,23 +76,19 @@ class TorchRunner(Runner):
     ) -> None:
         super().__init__(device=device, precision=precision, name=name, threads=threads)
         self._source = model
-        self.channels_last = (device == "cpu" and precision in ("bf16", "fp16")) if channels_last is None else channels_last
+        self.channels_last = default_channels_last(device, precision) if channels_last is None else channels_last
         self.model: nn.Module | None = None
 
     def _activate(self) -> None:
         if self.device == "cuda":
             require_cuda(f"runtime {self.runtime}")
         model = _resolve_model(self._source, self.per_patch).to(self.device, torch_dtype(self.precision)).eval()
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model
+        self.model = model.to(memory_format=memory_format(self.channels_last))
         self.model_config = model.config
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         assert self.model is not None
-        x = x.to(torch_dtype(self.precision))
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = to_compute_input(x, torch_dtype(self.precision), self.channels_last)
         with torch.inference_mode(), tf32_mode(self.precision == "tf32"):
             return self.model(x)
 

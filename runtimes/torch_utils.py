@@ -55,17 +55,55 @@ def tf32_mode(enabled: bool) -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 
+@contextlib.contextmanager
+def cudnn_benchmark(enabled: bool) -> Iterator[None]:
+    """Let cuDNN time its convolution algorithms per input shape (``torch.backends.cudnn.benchmark``) in this block.
+
+    The first call at each shape pays for the search; later calls use the fastest algorithm
+    found instead of cuDNN's heuristic pick. No effect on the CPU.
+    """
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = old
+
+
+def default_channels_last(device: str, precision: str) -> bool:
+    """Whether the torch runners store weights and input as NHWC when not told.
+
+    On for bf16/fp16 on the CPU, where oneDNN's reduced-precision convolutions want it: 6.2x
+    faster in bf16 at 32x64 on the 2-core EPYC (2026-11-26, `benchmarks/gpu_session.sh`
+    cpu_layout stage). Off on CUDA until a GPU run measures it (the channels_last stage of
+    `benchmarks/gpu_session.sh` asks for it explicitly); off for fp32.
+    """
+    return device == "cpu" and precision in ("bf16", "fp16")
+
+
+def memory_format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def to_compute_input(x: torch.Tensor, dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
+    """(B, 3, H, W) float32 -> ``dtype`` in the layout the model's weights are stored in."""
+    return x.to(dtype).contiguous(memory_format=memory_format(channels_last))
+
+
 class Float32IO(nn.Module):
     """Runs ``model`` in ``dtype`` behind float32 input and output: (B, 3, H, W) -> same.
 
     Every artifact speaks float32 whatever it computes in, so C++ and the runners never
     handle half-precision buffers. For float32 the casts are no-ops that tracing drops.
+    ``channels_last``: weights and input NHWC (inside the graph, so a compiler fuses the
+    layout change with the cast); the output keeps whatever layout the model gives.
     """
 
-    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+    def __init__(self, model: nn.Module, dtype: torch.dtype, channels_last: bool = False) -> None:
         super().__init__()
-        self.model = model.to(dtype=dtype)
+        self.model = model.to(dtype=dtype, memory_format=memory_format(channels_last))
         self.dtype = dtype
+        self.channels_last = channels_last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.to(self.dtype)).to(torch.float32)
+        return self.model(to_compute_input(x, self.dtype, self.channels_last)).to(torch.float32)

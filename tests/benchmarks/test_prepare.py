@@ -21,6 +21,12 @@ def test_parsers_accept_lists_and_reject_unknowns():
 def test_labels_name_runtime_options_device_and_precision():
     assert RunnerSpec("ort", "cpu", "fp32").label == "ort-cpu-fp32"
     assert RunnerSpec("compile", "cuda", "fp16", "max-autotune", True).label == "compile[max-autotune]+graph-cuda-fp16"
+    tuned = RunnerSpec("compile", "cuda", "fp16", channels_last=True, freezing=True)
+    assert tuned.label == "compile+nhwc+frozen-cuda-fp16"
+    assert tuned.runner_options == {"mode": "default", "cuda_graph": False, "freezing": True, "channels_last": True}
+    # options a runner does not declare are dropped: eager PyTorch has no freezing, ONNX Runtime no layout switch
+    assert RunnerSpec("torch", "cuda", "fp16", channels_last=True, freezing=True).runner_options == {"channels_last": True}
+    assert RunnerSpec("ort", "cpu", "fp32", channels_last=True).label == "ort-cpu-fp32"
 
 
 @pytest.mark.parametrize("native", [False, True])

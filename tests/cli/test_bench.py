@@ -153,6 +153,37 @@ def test_bad_options_are_one_line_errors(args, message, make_checkpoint):
     assert message in result.stderr and "Traceback" not in result.output
 
 
+def test_cudnn_benchmark_and_layout_options_reach_the_runs(make_checkpoint, tmp_path, monkeypatch):
+    """--cudnn-benchmark is on while the runtimes run (and recorded in each row), off again after;
+    --channels-last and --freezing become runner options, named in the row's runner label."""
+    import benchmarks.bench
+
+    seen = []
+    real = benchmarks.bench.time_runner
+
+    def spy(runner, *args, **kwargs):
+        seen.append((torch.backends.cudnn.benchmark, runner.channels_last))
+        return real(runner, *args, **kwargs)
+
+    monkeypatch.setattr(benchmarks.bench, "time_runner", spy)
+    before = torch.backends.cudnn.benchmark
+    json_path = tmp_path / "bench.json"
+    result = cli.invoke(bench_app, [
+        "-c", str(make_checkpoint(1)), "--runtime", "torch", "--device", "cpu", "--shape", "32x64", "--iters", "1",
+        "--warmup", "0", "--cudnn-benchmark", "--channels-last", "--freezing", "--json", str(json_path),
+    ])
+    assert result.exit_code == 0, result.output
+    assert seen == [(True, True)] and torch.backends.cudnn.benchmark == before
+    (row,) = _strict_loads(json_path.read_text())
+    assert row["cudnn_benchmark"] is True and row["runner"] == "torch+nhwc-cpu-fp32"
+
+
+def test_unknown_compile_mode_is_a_one_line_error(make_checkpoint):
+    result = cli.invoke(bench_app, ["-c", str(make_checkpoint(1)), "--runtime", "compile", "--device", "cpu",
+                                    "--compile-mode", "turbo"])
+    assert result.exit_code == 2 and "max-autotune-no-cudagraphs" in result.stderr
+
+
 def test_missing_checkpoint_is_a_one_line_error(tmp_path):
     result = cli.invoke(parity_app, ["-c", str(tmp_path / "none.pt"), "--runtime", "torch", "--device", "cpu"])
     assert result.exit_code == 2 and "checkpoint not found" in result.stderr

@@ -244,26 +244,149 @@ def test_fake_fp32_build_turns_tf32_off_and_pins_nothing(fake_trt, chain_onnx, t
     assert not any(layer.precision_is_set for layer in fake_trt.state.networks[-1].layers)
 
 
+def _write_recorded(cache, blob: bytes) -> None:
+    """A timing cache file with a matching hash record, as a build writes it."""
+    import hashlib
+
+    from export.trt_timing_cache import record_path
+
+    cache.write_bytes(blob)
+    record_path(cache).write_text(json.dumps({"sha256": hashlib.sha256(blob).hexdigest()}))
+
+
 def test_fake_timing_cache_reuse_and_fallbacks(fake_trt, chain_onnx, tmp_path):
+    from export.trt_timing_cache import record_path
     from tests.fakes.fake_tensorrt import CACHE_MAGIC
 
     cache = tmp_path / "timing.cache"
     first = _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=cache)
     assert not first["timing_cache_reused"] and first["timing_cache_note"] is None
     assert cache.read_bytes() == CACHE_MAGIC + b"9.0"
+    record = json.loads(record_path(cache).read_text())
+    assert record["tensorrt"] == fake_trt.__version__ and record["gpu"]["name"] == "Fake GPU"
     assert _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=cache)["timing_cache_reused"]
 
-    cache.write_bytes(b"\x00garbage")  # create_timing_cache -> None
+    cache.write_bytes(CACHE_MAGIC + b"9.0 tampered")  # the record no longer matches: not even read
+    tampered = _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=cache)
+    assert not tampered["timing_cache_reused"] and "does not match the sha256" in tampered["timing_cache_note"]
+    assert not any(blob.endswith(b"tampered") for _, blob in fake_trt.state.calls("create_timing_cache"))
+
+    record_path(cache).unlink()
+    unrecorded = _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=cache)
+    assert "no readable record" in unrecorded["timing_cache_note"] and record_path(cache).is_file()
+
+    _write_recorded(cache, b"\x00garbage")  # trusted bytes TensorRT cannot read: create_timing_cache -> None
     corrupt = _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=cache)
     assert not corrupt["timing_cache_reused"] and "unreadable" in corrupt["timing_cache_note"]
     assert any("ignored" in line for line in corrupt["log_lines"])
     assert cache.read_bytes() == CACHE_MAGIC + b"9.0"  # replaced by the fresh cache
 
-    cache.write_bytes(CACHE_MAGIC + b"8.0")  # set_timing_cache -> False: made on another GPU
+    _write_recorded(cache, CACHE_MAGIC + b"8.0")  # set_timing_cache -> False: made on another GPU
     other_gpu = _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=cache)
     assert not other_gpu["timing_cache_reused"] and "another GPU" in other_gpu["timing_cache_note"]
     assert cache.read_bytes() == CACHE_MAGIC + b"9.0"
     assert all(not ignore for _, _, ignore in fake_trt.state.calls("set_timing_cache"))  # never ignore_mismatch
+
+
+def test_fake_timing_cache_is_serialized_from_the_attached_object_after_the_build(fake_trt, chain_onnx, tmp_path,
+                                                                                 monkeypatch):
+    """Read back from the ITimingCache we attached, while we still hold it: never through the config
+    after our reference is gone (an order whose lifetime TensorRT does not document)."""
+    monkeypatch.setattr(fake_trt.IBuilderConfig, "get_timing_cache",
+                        lambda self: pytest.fail("the cache is read back through the config"))
+    _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=tmp_path / "t.cache")
+    names = [entry[0] for entry in fake_trt.state.log]
+    assert names.index("build_serialized_network") < names.index("serialize_timing_cache")
+    fake_trt.state.fail.add("serialize")
+    with pytest.raises(DMPHNError, match="could not serialize the timing cache"):
+        _fake_build(tmp_path, chain_onnx, precision="fp32", timing_cache=tmp_path / "t.cache", name="n.engine")
+    assert not (tmp_path / "n.engine").exists()
+
+
+@pytest.mark.parametrize(("failing", "what"), [("Builder", "a builder"), ("create_network", "a network definition"),
+                                               ("create_builder_config", "a builder config")])
+def test_fake_builder_objects_that_fail_to_appear_are_one_line_errors(fake_trt, chain_onnx, tmp_path, failing, what):
+    fake_trt.state.fail.add(failing)
+    with pytest.raises(DMPHNError, match=f"TensorRT could not create {what}") as info:
+        _fake_build(tmp_path, chain_onnx, precision="fp32")
+    assert len(str(info.value).splitlines()) == 1 and not (tmp_path / "m.engine").exists()
+
+
+@pytest.mark.parametrize(("failing", "message"), [("create_optimization_profile", "could not create an optimization profile"),
+                                                  ("add_optimization_profile", "refused the optimization profile")])
+def test_fake_profile_failures_are_one_line_errors(fake_trt, tmp_path, failing, message):
+    from tests.fakes.onnx_graphs import overflow_chain
+
+    fake_trt.state.fail.add(failing)
+    onnx_path = overflow_chain(tmp_path / "dyn.onnx", FH, FW, dynamic_batch=True)
+    with pytest.raises(DMPHNError, match=message):
+        _fake_build(tmp_path, onnx_path, precision="fp32", max_batch=4)
+
+
+def test_fake_pin_without_fp32_tactic_fails_obey_and_builds_with_prefer(fake_trt, chain_onnx, tmp_path):
+    fake_trt.state.no_fp32_tactic.add("scale_up")
+    with pytest.raises(DMPHNError, match="no implementation of layer scale_up.*--precision-constraints prefer"):
+        _fake_build(tmp_path, chain_onnx)
+    info = _fake_build(tmp_path, chain_onnx, precision_constraints="prefer")
+    config = fake_trt.state.configs[-1]
+    assert config.get_flag(fake_trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+    assert not config.get_flag(fake_trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    sidecar = json.loads(sidecar_path(tmp_path / "m.engine").read_text())
+    assert sidecar["tensorrt"]["precision_constraints"] == info["precision_constraints"] == "prefer"
+    assert any("its fp32 constraint could not be met" in line for line in info["build_log"])
+    with pytest.raises(DMPHNError, match="unknown precision constraints"):
+        _fake_build(tmp_path, chain_onnx, precision_constraints="strict")
+
+
+def test_fake_workspace_is_uncapped_unless_asked_and_recorded(fake_trt, chain_onnx, tmp_path):
+    _fake_build(tmp_path, chain_onnx, precision="fp32")
+    assert fake_trt.state.configs[-1].pools == {}  # TensorRT's default: the GPU's memory
+    assert json.loads(sidecar_path(tmp_path / "m.engine").read_text())["tensorrt"]["workspace_gib"] is None
+    _fake_build(tmp_path, chain_onnx, precision="fp32", workspace_gb=4)
+    assert fake_trt.state.configs[-1].pools == {fake_trt.MemoryPoolType.WORKSPACE: 4 * 2**30}
+    assert json.loads(sidecar_path(tmp_path / "m.engine").read_text())["tensorrt"]["workspace_gib"] == 4
+
+
+def test_fake_fp16_overflow_probe_feeds_blurred_frames(fake_trt, chain_onnx, tmp_path, monkeypatch):
+    """What the guard measures is what a deblurring model is deployed on: blurred photos, not noise or a sharp photo."""
+    import numpy as np
+
+    from export import to_tensorrt
+    from export.verify import natural_inputs, verification_inputs
+
+    fed = []
+    real = to_tensorrt.fp16_overflow_report
+    monkeypatch.setattr(to_tensorrt, "fp16_overflow_report", lambda path, inputs: fed.extend(inputs) or real(path, inputs))
+    info = _fake_build(tmp_path, chain_onnx)
+    expected = [x for _, x in natural_inputs(1, FH, FW)]
+    assert len(fed) == len(expected) and all(np.array_equal(a, b) for a, b in zip(fed, expected))
+    assert not any(np.array_equal(a, b) for a in fed for _, b in verification_inputs(1, FH, FW))
+    assert info["fp16_overflow_guard"]["inputs"] == "camera-shake blurred photos"
+
+
+def test_artifact_caches_give_engines_a_timing_cache_in_their_folder(tmp_path, monkeypatch):
+    """The benchmark's cache and the per-user store both build engines with a timing cache they keep,
+    so a second process does not time every 720p tactic again."""
+    import benchmarks.prepare
+    from benchmarks.prepare import ArtifactCache
+    from export import cache as export_cache
+    from export.trt_timing_cache import CACHE_FILE_NAME
+
+    seen = {}
+
+    def fake_export(fmt, model, path, **options):
+        seen.setdefault(fmt, options)
+        path.write_bytes(b"artifact")
+        return {}, type("Report", (), {"to_dict": lambda self: {}})()
+
+    monkeypatch.setattr(benchmarks.prepare, "export_verified", fake_export)
+    monkeypatch.setattr(export_cache, "export_verified", fake_export)
+    ArtifactCache(None, tmp_path / "bench").artifact("tensorrt", 1, FH, FW, "cuda", "fp16")
+    assert seen.pop("tensorrt")["timing_cache"] == tmp_path / "bench" / CACHE_FILE_NAME
+    export_cache.ArtifactStore(tmp_path / "store").get(random_model(1), "tensorrt", 1, FH, FW, "cuda", "fp16",
+                                                       digest="d")
+    assert seen["tensorrt"]["timing_cache"] == tmp_path / "store" / CACHE_FILE_NAME
+    assert "timing_cache" not in seen.get("onnx", {})  # ONNX needs none
 
 
 @pytest.mark.parametrize("failing", ["build_serialized_network", "parse_from_file"])
@@ -290,3 +413,12 @@ def test_tensorrt_11_is_refused_with_the_supported_range(monkeypatch):
     install_fake_tensorrt(monkeypatch, version="11.0.0.1")
     with pytest.raises(RuntimeUnavailable, match=r"TensorRT 11\.0\.0\.1 .*>=10\.0,<11"):
         check_tensorrt_available()
+
+
+def test_cli_unknown_precision_constraints_is_named_before_availability():
+    from typer.testing import CliRunner
+
+    from cli.export import app
+
+    result = CliRunner().invoke(app, ["trt", "--precision-constraints", "strict"])
+    assert result.exit_code == 2 and "unknown --precision-constraints 'strict'; use obey or prefer" in result.stderr

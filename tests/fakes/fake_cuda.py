@@ -24,9 +24,10 @@ class FakeStream:
 
 
 class FakeCuda:
-    def __init__(self, log: list, compute_capability: str = "9.0") -> None:
+    def __init__(self, log: list, compute_capability: str = "9.0", device_name: str = "Fake GPU") -> None:
         self.log = log
         self.compute_capability_value = compute_capability
+        self.device_name_value = device_name
         self.default = FakeStream(log, "default", 0)
         self.current = self.default
         self.created: list[FakeStream] = []
@@ -57,6 +58,9 @@ class FakeCuda:
 
     def compute_capability(self) -> str:
         return self.compute_capability_value
+
+    def device_name(self) -> str:
+        return self.device_name_value
 
 
 def fake_graph_cache(state):

@@ -45,8 +45,13 @@ class FakeState:
     version: str = "10.16.0.72"
     compute_capability: str = "9.0"
     #: methods that return their failure value: "create_execution_context", "set_tensor_address",
-    #: "execute_async_v3", "build_serialized_network", "parse_from_file", "create_timing_cache"
+    #: "execute_async_v3", "build_serialized_network", "parse_from_file", "create_timing_cache",
+    #: "create_network", "create_builder_config", "create_optimization_profile" (None),
+    #: "add_optimization_profile" (-1), "serialize" (a timing cache's, None); "Builder": the
+    #: constructor raises pybind11's TypeError for a factory that returned nullptr
     fail: set[str] = field(default_factory=set)
+    #: layers (by name) without an fp32 implementation: a build that must obey their fp32 pin fails
+    no_fp32_tactic: set[str] = field(default_factory=set)
     alignment: int = 256
     expansions: dict[str, int] = field(default_factory=dict)
     log: list[tuple] = field(default_factory=list)
@@ -106,7 +111,8 @@ def new_fake_tensorrt(state: FakeState | None = None) -> types.ModuleType:
 
     trt.ILogger, trt.Logger = ILogger, Logger
 
-    flags = ["TF32"] if state.version.startswith("11.") else ["FP16", "TF32", "OBEY_PRECISION_CONSTRAINTS"]
+    flags = (["TF32"] if state.version.startswith("11.")
+             else ["FP16", "TF32", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS"])
     trt.BuilderFlag = enum.Enum("BuilderFlag", flags)
     trt.MemoryPoolType = enum.Enum("MemoryPoolType", ["WORKSPACE"])
 
@@ -219,7 +225,10 @@ def new_fake_tensorrt(state: FakeState | None = None) -> types.ModuleType:
         def __init__(self, compute_capability: str) -> None:
             self.compute_capability = compute_capability
 
-        def serialize(self) -> bytes:
+        def serialize(self) -> bytes | None:
+            state.log.append(("serialize_timing_cache",))
+            if "serialize" in state.fail:
+                return None
             return CACHE_MAGIC + self.compute_capability.encode()
 
     class IOptimizationProfile:
@@ -250,6 +259,8 @@ def new_fake_tensorrt(state: FakeState | None = None) -> types.ModuleType:
             return flag in self.flags
 
         def add_optimization_profile(self, profile: IOptimizationProfile) -> int:
+            if "add_optimization_profile" in state.fail:
+                return -1  # "or -1 if the input is not valid"
             self.profiles.append(profile)
             return len(self.profiles) - 1
 
@@ -274,24 +285,35 @@ def new_fake_tensorrt(state: FakeState | None = None) -> types.ModuleType:
 
     class Builder:
         def __init__(self, logger) -> None:
+            if "Builder" in state.fail:
+                raise TypeError("pybind11::init(): factory function returned nullptr")
             self.logger = logger
 
-        def create_network(self, flags: int = 0) -> INetworkDefinition:
+        def create_network(self, flags: int = 0) -> INetworkDefinition | None:
+            if "create_network" in state.fail:
+                return None
             network = INetworkDefinition(flags)
             state.networks.append(network)
             return network
 
-        def create_builder_config(self) -> IBuilderConfig:
-            return IBuilderConfig()
+        def create_builder_config(self) -> IBuilderConfig | None:
+            return None if "create_builder_config" in state.fail else IBuilderConfig()
 
-        def create_optimization_profile(self) -> IOptimizationProfile:
-            return IOptimizationProfile()
+        def create_optimization_profile(self) -> IOptimizationProfile | None:
+            return None if "create_optimization_profile" in state.fail else IOptimizationProfile()
 
         def build_serialized_network(self, network: INetworkDefinition, config: IBuilderConfig):
             state.log.append(("build_serialized_network",))
             if "build_serialized_network" in state.fail:
                 self.logger.log(Severity.ERROR, "fake: no implementation obeys reformatting-free rules")
                 return None
+            stuck = [layer.name for layer in network.layers if layer.name in state.no_fp32_tactic
+                     and layer.precision_is_set and layer.precision == DataType.FLOAT]
+            if stuck and config.get_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS):
+                self.logger.log(Severity.ERROR, f"fake: no implementation of layer {stuck[0]} obeys the requested constraints")
+                return None
+            for name in stuck:  # PREFER: the constraint is broken, with a warning
+                self.logger.log(Severity.WARNING, f"fake: layer {name} runs in fp16, its fp32 constraint could not be met")
             dims = list(network.get_input(0).shape)
             profile = config.profiles[0].shapes[network.get_input(0).name] if config.profiles else (dims, dims, dims)
             meta = {"version": state.version, "compute_capability": state.compute_capability,

@@ -215,7 +215,9 @@ def test_fake_input_outside_the_profile(fake):
 @pytest.mark.parametrize(
     ("sidecar_change", "message"),
     [({"tensorrt": {"version": "10.3.0.26"}}, r"built with TensorRT 10\.3\.0\.26, but this is TensorRT 10\.16"),
-     ({"gpu": {"name": "NVIDIA A100", "compute_capability": "8.0"}}, r"compute capability 8\.0 .*this GPU has .*9\.0")],
+     ({"gpu": {"name": "NVIDIA A100", "compute_capability": "8.0"}}, r"compute capability 8\.0 .*this GPU has .*9\.0"),
+     ({"gpu": {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}},
+      r"built on a NVIDIA H100 80GB HBM3, but this GPU is a Fake GPU")],
 )
 def test_fake_sidecar_mismatch_is_refused_before_deserialising(fake, sidecar_change, message):
     from dmphn_core.artifact import sidecar_path
@@ -235,3 +237,15 @@ def test_fake_corrupt_engine_is_one_line_error(fake, tmp_path):
     with pytest.raises(DMPHNError, match="cannot load TensorRT engine"):
         TensorRTRunner(bad, precision="fp32").activate()
     assert trt.state.calls("deserialize_cuda_engine")
+
+
+def test_fake_engine_without_sidecar_runs_with_unknown_config(fake):
+    """A trtexec engine has no sidecar: it still loads and runs (the name check needs the sidecar)."""
+    from dmphn_core.artifact import sidecar_path
+
+    trt, _, engine = fake
+    sidecar_path(engine).unlink()
+    with TensorRTRunner(engine, precision="fp32") as runner:
+        x = _x(1)
+        torch.testing.assert_close(_on_host(runner).infer(x), x)  # the fake engine copies its input
+        assert runner.metadata is None and runner.model_config is None

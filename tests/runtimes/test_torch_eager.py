@@ -52,6 +52,30 @@ def test_cpu_bf16_runs_channels_last_by_default_and_leaves_the_caller_alone():
     assert next(model.parameters()).is_contiguous()  # the caller's model stays NCHW float32
 
 
+def test_channels_last_is_an_option_on_any_device_and_precision():
+    """One layout switch for both torch runners: fp32 NHWC on the CPU gives NCHW's numbers; CUDA
+    stays NCHW unless asked (not measured there yet)."""
+    from runtimes.torch_utils import default_channels_last
+
+    model = trained_model(1)
+    x = photo_batch(1, 32, 64)
+    assert not default_channels_last("cuda", "fp16") and default_channels_last("cpu", "bf16")
+    assert "channels_last" in TorchRunner.options
+    with TorchRunner(model, channels_last=True) as nhwc, TorchRunner(model) as nchw:
+        assert next(nhwc.model.parameters()).is_contiguous(memory_format=torch.channels_last)
+        out, plain = nhwc.infer(x), nchw.infer(x)
+    assert compare_outputs(out, plain, tolerance_for("fp32")).passed
+
+
+@pytest.mark.gpu
+def test_cuda_channels_last_fp16_tracks_nchw():
+    model = trained_model(2)
+    x = torch.from_numpy(photo_batch(1, 64, 128)).cuda()
+    with TorchRunner(model, device="cuda", precision="fp16", channels_last=True) as nhwc, TorchRunner(
+            model, device="cuda", precision="fp16") as nchw:
+        assert compare_outputs(nhwc.infer(x), nchw.infer(x), tolerance_for("fp16")).passed
+
+
 def test_loader_builds_per_patch_model(make_checkpoint):
     from dmphn_core.reference import PerPatchDMPHN
 

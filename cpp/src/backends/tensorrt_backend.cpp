@@ -1,16 +1,22 @@
 // TensorRT 10 engines (.engine/.plan from export/to_tensorrt.py) on CUDA; metadata in the
 // JSON sidecar "<engine>.json". Written against the TensorRT 10 C++ API (name-based I/O:
 // setInputShape / setTensorAddress / enqueueV3); objects are released with delete.
-// The sidecar's TensorRT release and compute capability are checked against the running
-// library and GPU before deserialising: TensorRT's own message for either is vague.
+// The sidecar's TensorRT release, compute capability and GPU name are checked against the
+// running library and GPU before deserialising: TensorRT's own message for either is vague.
+// An engine without a sidecar (trtexec's) still runs, as in Python (runtimes/tensorrt.py):
+// its input shape comes from the engine, its size block is one every DMPHN accepts, and a
+// warning on stderr says so.
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
 
+#include <array>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -72,8 +78,42 @@ std::string running_compute_capability() {
   return std::to_string(major) + "." + std::to_string(minor);
 }
 
-// Throws when the sidecar says the engine was built by another TensorRT release or for
-// another GPU architecture; says nothing where the sidecar does not record them.
+// The GPU's model name, as torch.cuda.get_device_name() gives it (the sidecar's /gpu/name).
+std::string running_device_name() {
+  int device = 0;
+  cudaDeviceProp properties{};
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  check_cuda(cudaGetDeviceProperties(&properties, device), "cudaGetDeviceProperties");
+  return properties.name;
+}
+
+// A size block every DMPHN hierarchy and layout accepts: dmphn_core.tiling.universal_size_block()
+// (tests/runtimes/test_tensorrt_compat.py checks the two agree), for engines that do not name their model.
+constexpr std::array<int64_t, 2> kUniversalSizeBlock{16, 16};
+
+// Metadata for an engine without a sidecar: its input shape from the engine (-1: dynamic axis).
+ArtifactMetadata metadata_from_engine(const nvinfer1::ICudaEngine& engine) {
+  ArtifactMetadata meta;
+  meta.model = "unknown (engine without sidecar)";
+  meta.precision = "unknown";
+  meta.size_block_hw = kUniversalSizeBlock;
+  const nvinfer1::Dims dims = engine.getTensorShape(kInputName);
+  for (int32_t i = 0; i < dims.nbDims; ++i) {
+    if (dims.d[i] < 0) {
+      meta.input_shape.emplace_back(std::nullopt);
+      meta.input_shape_names.emplace_back("dynamic");
+    } else {
+      meta.input_shape.emplace_back(dims.d[i]);
+      meta.input_shape_names.emplace_back();
+    }
+  }
+  return meta;
+}
+
+// Throws when the sidecar says the engine was built by another TensorRT release, for another
+// GPU architecture or on another GPU model (TensorRT engines are specific to the model they
+// were built on: an H100 engine is not one for an H200, though both are compute capability
+// 9.0); says nothing where the sidecar does not record them.
 void check_engine_fits_here(const std::string& sidecar_json, const std::string& path) {
   const auto doc = nlohmann::json::parse(sidecar_json, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object()) return;  // ArtifactMetadata::parse already reported malformed JSON
@@ -91,6 +131,12 @@ void check_engine_fits_here(const std::string& sidecar_json, const std::string& 
     throw Error("cannot load TensorRT engine " + path + ": it was built for compute capability " + built_for +
                 ", but this GPU has compute capability " + running_compute_capability() +
                 "; rebuild it here with dmphn-export trt");
+  }
+  const std::string built_on = text_at("/gpu/name");
+  if (!built_on.empty() && built_on != running_device_name()) {
+    throw Error("cannot load TensorRT engine " + path + ": it was built on a " + built_on + ", but this GPU is a " +
+                running_device_name() + " (TensorRT engines are specific to the GPU model they were built on); "
+                "rebuild it here with dmphn-export trt");
   }
 }
 
@@ -131,12 +177,12 @@ class TensorRTBackend final : public Backend {
     if (device != "cuda") throw Error("TensorRT engines run on CUDA only; pass --device cuda");
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) throw Error("model not found: " + path);
-    const std::string sidecar = path + ".json";  // export/to_tensorrt.py::sidecar_path
-    if (!std::filesystem::is_regular_file(sidecar, ec)) {
-      throw Error("TensorRT engine " + path + " has no JSON sidecar " + sidecar + " (written by dmphn-export trt)");
+    const std::string sidecar = path + ".json";  // dmphn_core/artifact.py::sidecar_path
+    const bool has_sidecar = std::filesystem::is_regular_file(sidecar, ec);
+    if (has_sidecar) {
+      metadata_ = ArtifactMetadata::parse(read_file(sidecar), sidecar);
+      check_engine_fits_here(metadata_.json, path);
     }
-    metadata_ = ArtifactMetadata::parse(read_file(sidecar), sidecar);
-    check_engine_fits_here(metadata_.json, path);
 
     const std::string blob = read_file(path);
     runtime_.reset(nvinfer1::createInferRuntime(logger_.fresh()));
@@ -158,6 +204,15 @@ class TensorRTBackend final : public Backend {
     logger_.fresh();
     context_.reset(engine_->createExecutionContext());
     if (!context_) throw Error("cannot create a TensorRT execution context: " + logger_.reason());
+    if (!has_sidecar) {
+      metadata_ = metadata_from_engine(*engine_);
+      std::fprintf(stderr,
+                   "warning: TensorRT engine %s has no sidecar %s (dmphn-export trt writes one): model unknown, "
+                   "input %s from the engine, images padded to multiples of %lldx%lld; the TensorRT release and GPU "
+                   "it was built for are not checked before loading\n",
+                   path.c_str(), sidecar.c_str(), metadata_.input_shape_string().c_str(),
+                   static_cast<long long>(kUniversalSizeBlock[0]), static_cast<long long>(kUniversalSizeBlock[1]));
+    }
     check_cuda(cudaStreamCreate(&stream_), "cudaStreamCreate");
   }
 
