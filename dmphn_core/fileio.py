@@ -7,7 +7,10 @@ import hashlib
 import json
 import math
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,8 @@ def atomic_path(destination: str | os.PathLike, *, suffix: str | None = None) ->
     if destination.is_dir():  # say so before any expensive work, not at the final rename
         raise DMPHNError(f"cannot write {destination}: it is a folder; give a file name")
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=suffix if suffix is not None else destination.suffix, dir=parent
+        prefix=f".{destination.name}.{_temp_tag()}.", suffix=suffix if suffix is not None else destination.suffix,
+        dir=parent,
     )
     os.close(fd)
     tmp = Path(tmp_name)
@@ -45,6 +49,61 @@ def atomic_path(destination: str | os.PathLike, *, suffix: str | None = None) ->
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# Temporary names carry their writer, ".<name>.~tmp-<host>-<pid>.<random><suffix>", so that what a
+# killed writer left can be told from what a live one is writing (remove_stale_temporaries).
+_TEMP_NAME = re.compile(r"^\..*\.~tmp-([A-Za-z0-9_]+)-(\d+)\.")
+#: a temporary this old is stale whoever wrote it (a writer on another host sharing the folder)
+STALE_TEMP_AGE_S = 24 * 3600
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+
+
+def _temp_tag() -> str:
+    return f"~tmp-{_host_tag()}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def is_stale_temporary(path: str | os.PathLike) -> bool:
+    """True for a temporary of :func:`atomic_path` whose writer is gone: a dead process on this
+    host, or any writer when the file is older than :data:`STALE_TEMP_AGE_S`. A live writer's
+    temporary (or any other file) is never stale."""
+    match = _TEMP_NAME.match(Path(path).name)
+    if match is None:
+        return False
+    host, pid = match.group(1), int(match.group(2))
+    if host == _host_tag() and not _pid_alive(pid):
+        return True
+    try:
+        return time.time() - Path(path).stat().st_mtime > STALE_TEMP_AGE_S
+    except OSError:
+        return False
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the stale temporaries (:func:`is_stale_temporary`) directly in ``folder``; return them."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.is_file() and is_stale_temporary(entry):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def _umask() -> int:

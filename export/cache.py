@@ -2,8 +2,12 @@
 
 Artifacts are keyed by (checkpoint content, format, device, precision, shape, toolkit version):
 built once by :func:`export.exporter.export_verified`, verified once, and reused by every later
-call. Each entry has a record (``<artifact>.verified.json``) with the artifact's sha256; an entry
-whose record is missing, unreadable or whose file no longer matches it is rebuilt, never trusted.
+call. Each entry has a record (``<artifact>.verified.json``) with the sha256 of every file the
+artifact consists of (:func:`dmphn_core.artifact.artifact_files`: the OpenVINO ``.bin``, the
+TensorRT sidecar, ONNX external data, not only the main file), checked on each use; an entry whose
+record is missing or unreadable, whose files no longer match it, or that its runtime cannot load is
+rebuilt, never trusted. Temporaries that a killed export left in the cache are removed
+(:func:`dmphn_core.fileio.remove_stale_temporaries`; never one a live process is writing).
 
 :class:`CachedArtifactRunner` runs a checkpoint through an exported runtime: at each new input
 shape it takes (or builds) the static artifact for that shape, so whole images of any size run
@@ -24,9 +28,10 @@ from typing import Any
 import torch
 
 from dmphn_core import __version__
+from dmphn_core.artifact import artifact_files
 from dmphn_core.checkpoint import load_checkpoint
-from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import CACHE_ENV, file_sha256, user_cache_dir, write_text_atomic
+from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from dmphn_core.fileio import CACHE_ENV, file_sha256, remove_stale_temporaries, user_cache_dir, write_text_atomic
 from dmphn_core.model import DMPHN
 from runtimes import runner_class, runner_classes
 from runtimes.base import Runner
@@ -39,6 +44,11 @@ RECORD_SUFFIX = ".verified.json"
 def artifact_cache_dir(cache: str | os.PathLike | None = None) -> Path:
     """``artifacts/`` inside the cache folder ``cache`` (default: :func:`dmphn_core.fileio.user_cache_dir`)."""
     return Path(cache if cache is not None else user_cache_dir()) / "artifacts"
+
+
+def file_hashes(path: Path, fmt: str) -> dict[str, str]:
+    """``{file name: sha256}`` of every file the artifact at ``path`` consists of (OSError if one is missing)."""
+    return {file.name: file_sha256(file) for file in artifact_files(path, fmt)}
 
 
 def model_digest(model: DMPHN) -> str:
@@ -66,21 +76,31 @@ class ArtifactStore:
         """``(path, built)``: the verified artifact for these settings, built here when missing or stale."""
         digest = digest or model_digest(model)
         path = self.path(digest, fmt, batch, height, width, device, precision)
+        for stale in remove_stale_temporaries(path.parent):
+            self._say(f"cache: removed {stale.name}, left by an export that was killed")
         problem = self._problem(path, fmt)
         if problem is None:
             self._say(f"cache hit: {path}")
             return path, False
         if problem != "missing":
-            self._say(f"cache entry {path.name} is {problem}; rebuilding it")
-            self._remove(path, fmt)
+            self.invalidate(path, fmt, problem)
+        return self._build(model, fmt, path, batch, height, width, device, precision, **options), True
+
+    def _build(self, model: DMPHN, fmt: str, path: Path, batch: int, height: int, width: int, device: str,
+               precision: str, **options: Any) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         _, verification = export_verified(fmt, model, path, batch=batch, height=height, width=width, device=device,
                                           precision=precision, log=None, **options)
-        record = {"sha256": file_sha256(path), "format": fmt, "toolkit": __version__, "torch": torch.__version__,
+        record = {"files": file_hashes(path, fmt), "format": fmt, "toolkit": __version__, "torch": torch.__version__,
                   "verification": verification.to_dict()}
         write_text_atomic(self._record(path), json.dumps(record, indent=2, default=str))
         self._say(f"cache: built and verified {path}")
-        return path, True
+        return path
+
+    def invalidate(self, path: Path, fmt: str, problem: str) -> None:
+        """Drop the entry at ``path`` (``problem`` says why) so that the next :meth:`get` rebuilds it."""
+        self._say(f"cache entry {path.name} is {problem}; rebuilding it")
+        self._remove(path, fmt)
 
     def _problem(self, path: Path, fmt: str) -> str | None:
         """None when the entry can be trusted; else what is wrong with it."""
@@ -88,18 +108,22 @@ class ArtifactStore:
         if not path.is_file() and not record_path.exists():
             return "missing"
         try:
-            record = json.loads(record_path.read_text())
-            recorded = record["sha256"]
+            recorded = json.loads(record_path.read_text())["files"]
+            if not isinstance(recorded, dict):
+                raise TypeError
         except (OSError, ValueError, KeyError, TypeError):
-            return "unverified (no readable record)"
-        if not path.is_file() or file_sha256(path) != recorded:
-            return "corrupt (its content no longer matches the record)"
-        if any(not companion.is_file() for companion in exporter_for(fmt).companions(path)):
-            return "incomplete (a companion file is missing)"
+            return "unverified (no readable record of its files)"
+        try:
+            actual = file_hashes(path, fmt)
+        except OSError:
+            return "incomplete (a file of it is missing or unreadable)"
+        if actual != recorded:
+            changed = sorted(set(actual) ^ set(recorded) | {n for n in actual if actual[n] != recorded.get(n)})
+            return f"corrupt ({', '.join(changed)} no longer match the record)"
         return None
 
     def _remove(self, path: Path, fmt: str) -> None:
-        for stale in (path, self._record(path), *exporter_for(fmt).companions(path)):
+        for stale in (*artifact_files(path, fmt), *exporter_for(fmt).companions(path), self._record(path)):
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
             else:
@@ -152,14 +176,30 @@ class CachedArtifactRunner(Runner):
             assert self._model is not None
             fmt = self.inner_class.artifact_format
             batch, _, height, width = shape
+            runner = self._load(fmt, batch, height, width)
+            self._runners[shape] = runner
+        return runner.infer(x)
+
+    def _load(self, fmt: str, batch: int, height: int, width: int) -> Runner:
+        """The active runner of the cached artifact; an entry its runtime cannot load is rebuilt once."""
+        assert self._model is not None
+        for attempt in (1, 2):
             path, built = self.store.get(self._model, fmt, batch, height, width, self.device, self.precision,
                                          digest=self._digest)
             if built:
                 self.built.append(path)
             runner = self.inner_class(path, device=self.device, precision=self.precision, threads=self.threads)
-            runner.activate()
-            self._runners[shape] = runner
-        return runner.infer(x)
+            try:
+                runner.activate()
+                return runner
+            except RuntimeUnavailable:
+                raise  # the runtime, not the entry, is the problem
+            except Exception as exc:  # noqa: BLE001 - any load failure of a cached file means a bad entry
+                if built or attempt == 2:
+                    raise
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                self.store.invalidate(path, fmt, f"not loadable ({reason})")
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _deactivate(self) -> None:
         for runner in self._runners.values():
@@ -234,4 +274,4 @@ def runner_for_model(
     return CachedArtifactRunner(path, runtime, store=store, device=device, precision=precision, threads=threads)
 
 
-__all__ = ["ArtifactStore", "CACHE_ENV", "CachedArtifactRunner", "artifact_cache_dir", "model_digest", "pick_fast_runtime", "runner_for_model"]
+__all__ = ["ArtifactStore", "CACHE_ENV", "CachedArtifactRunner", "artifact_cache_dir", "file_hashes", "model_digest", "pick_fast_runtime", "runner_for_model"]

@@ -18,10 +18,11 @@ import importlib
 import os
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dmphn_core.artifact import companion_paths
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import atomic_path, strict_json, write_text_atomic
 from dmphn_core.model import DMPHN
@@ -35,17 +36,14 @@ class ExportFailed(DMPHNError):
     pass
 
 
-def _no_companions(path: Path) -> list[Path]:
-    return []
-
-
 @dataclass(frozen=True)
 class Exporter:
     """How one artifact format is written: ``build(model, path, *, batch, height, width, device, precision, **options)``.
 
     ``build`` returns the export info (JSON-able; ``log_lines`` is printed). ``companions(path)``
     lists the files written beside ``path`` that belong to it (a sidecar, weights), which are
-    renamed together with it.
+    renamed together with it; by default the artifact contract's list
+    (:func:`dmphn_core.artifact.companion_paths`), the one place that knows them.
     """
 
     format: str
@@ -54,9 +52,13 @@ class Exporter:
     precisions: tuple[str, ...]
     build: Callable[..., dict[str, Any]]
     devices: tuple[str, ...] = ("cpu", "cuda")
-    companions: Callable[[Path], list[Path]] = field(default=_no_companions)
+    companions: Callable[[Path], list[Path]] | None = None
     #: a format this one is built from; ``build`` then accepts ``source=PATH`` of such a file
     source_format: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.companions is None:
+            object.__setattr__(self, "companions", functools.partial(companion_paths, fmt=self.format))
 
 
 @functools.cache

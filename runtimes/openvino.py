@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, config_of, read_metadata
+from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, companion_paths, config_of, read_metadata
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 
 from .base import Runner
@@ -94,7 +95,7 @@ class OpenVINORunner(Runner):
         super().__init__(device=device, precision=precision, name=name)
         self.path = Path(path)
         #: the IR's .bin; beside the .xml unless given (an export verifies a pair of temporary files)
-        self.weights = Path(weights) if weights is not None else self.path.with_suffix(".bin")
+        self.weights = Path(weights) if weights is not None else companion_paths(self.path, "openvino")[0]
         self.threads = threads
         self.performance_hint = performance_hint
         self.metadata: dict[str, Any] | None = None
@@ -138,8 +139,7 @@ class OpenVINORunner(Runner):
         try:
             model = core.read_model(str(self.path), str(self.weights))
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises plain RuntimeError with long text
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DMPHNError(f"cannot read OpenVINO IR {self.path}: {first}") from None
+            raise DMPHNError(f"cannot read OpenVINO IR {self.path}: {openvino_reason(exc)}") from None
         self._check_io(model)
         quantized = is_quantized(model)
         if quantized != (self.precision == "int8"):
@@ -153,7 +153,10 @@ class OpenVINORunner(Runner):
         }
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads
-        compiled = core.compile_model(model, "CPU", config)
+        try:
+            compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:  # noqa: BLE001 - e.g. weights that do not fit the graph
+            raise DMPHNError(f"cannot compile OpenVINO IR {self.path}: {openvino_reason(exc)}") from None
         executed = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.executed_precision = _type_name(executed)
         if self.executed_precision != INFERENCE_PRECISION[self.precision]:
@@ -193,6 +196,18 @@ class OpenVINORunner(Runner):
             **super().describe(), "openvino": openvino_version(), "threads": self.threads,
             "performance_hint": self.performance_hint, "executed_precision": self.executed_precision,
         }
+
+
+# lines ending in a source location ("Exception from src/…/core.cpp:84:", "Check '…' failed at …cpp:900:")
+# say where OpenVINO gave up, not why
+_WHERE_LINE = re.compile(r"\.(cpp|hpp|h|cc):\d+:?$")
+
+
+def openvino_reason(exc: BaseException) -> str:
+    """The line of an OpenVINO error that says why (its message starts with source locations)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reasons = [line for line in lines if not _WHERE_LINE.search(line)]
+    return (reasons or lines or [type(exc).__name__])[0]
 
 
 def _type_name(text: str) -> str:
