@@ -8,8 +8,10 @@ artifacts (one per image size; ``--cache``, ``$DMPHN_CACHE``), and says which in
 
 Output: ``-o OUT.png`` when there is exactly one input file; otherwise a folder (default
 ``deblurred/``) that receives each input under its own name with ``--suffix`` (``.png``).
-Input files are never overwritten. A file that cannot be read is reported as one
-``error: ...`` line and skipped; the exit code is 1 when any file failed. Outputs keep the
+Input files are never overwritten. A file that cannot be read (missing, truncated or corrupt
+PNG/JPEG, any decoder failure, over the pixel limit ``--max-pixels``) is reported as one
+``error: ...`` line and skipped; the others are still deblurred; the exit code is 1 when any file
+failed (docs/reliability.md). Outputs keep the
 input's form where the output suffix allows: grey stays grey, alpha is kept unchanged, 16-bit
 stays 16-bit (PNG, TIFF); a ``note:`` line says what a suffix could not keep. Sizes print as
 width x height.
@@ -28,6 +30,7 @@ import typer
 from cli.common import new_app, precision_help, runtime_help, user_errors
 from dmphn_core.authors import resolve_model_alias
 from dmphn_core.errors import DMPHNError
+from dmphn_core.imagecheck import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
 from dmphn_core.imageio import IMAGE_SUFFIXES, list_images, read_image_and_format, write_image
 from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer, TilePlan
 from export.cache import CACHE_ENV, runner_for_model
@@ -166,6 +169,7 @@ def deblur(
     tile: Annotated[int | None, typer.Option(help="run in tiles of N x N pixels (large frames, little memory)")] = None,
     overlap: Annotated[int, typer.Option(help="pixels shared by neighbouring tiles")] = DEFAULT_OVERLAP,
     suffix: Annotated[str, typer.Option(help="file type of images written into a folder")] = ".png",
+    max_pixels: Annotated[int | None, typer.Option(help="refuse images larger than this (width x height), read from the header before decoding", show_default=f"${MAX_PIXELS_ENV} or {DEFAULT_MAX_PIXELS:,}")] = None,
 ) -> None:
     """Deblur each image and write it; prints one line per image and a summary.
 
@@ -194,7 +198,7 @@ def deblur(
             bar.next_image(source.name)
             image = None
             try:
-                image, source_format = read_image_and_format(source)
+                image, source_format = read_image_and_format(source, max_pixels=max_pixels)
                 plan = deblurrer.plan(*image.shape[:2])
                 begin = time.perf_counter()
                 result = deblurrer.deblur(image, clamp=True)

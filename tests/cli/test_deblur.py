@@ -249,3 +249,25 @@ def test_cuda_deblur_matches_the_cpu_output(tmp_path, runtime):
     assert gpu.exit_code == 0, gpu.output
     difference = np.abs(read_image(tmp_path / "gpu.png").astype(int) - read_image(tmp_path / "cpu.png").astype(int))
     assert difference.max() <= 1, difference.max()
+
+
+def test_bomb_and_truncated_files_in_a_folder_fail_alone(tmp_path, make_checkpoint):
+    """Issue #27 items 3, 4: a header claiming 10^10 pixels and a truncated JPEG are those files'
+    errors; the good file is still deblurred; exit 1. --max-pixels above OpenCV's own limit: same."""
+    from tests.dmphn_core.test_imagecheck import _png_claiming
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "good.png", sample_photo(48, 64, "coffee.png"))
+    (folder / "bomb.png").write_bytes(_png_claiming(100000, 100000))
+    ok, jpeg = cv2.imencode(".jpg", (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8))
+    (folder / "cut.jpg").write_bytes(jpeg.tobytes()[: len(jpeg) // 2])
+    for extra in ([], ["--max-pixels", str(10**11)]):
+        out = tmp_path / f"out{len(extra)}"
+        result = cli.invoke(app, [str(folder), "-o", str(out), "--model", str(make_checkpoint(1)), "--runtime", "torch",
+                                  *extra])
+        assert result.exit_code == 1, result.output
+        errors = result.stderr.strip().splitlines()
+        assert len(errors) == 2 and all(line.startswith("error: ") for line in errors), result.stderr
+        assert any("bomb.png" in line for line in errors) and any("cut.jpg" in line and "truncated" in line for line in errors)
+        assert [p.name for p in out.iterdir()] == ["good.png"] and "deblurred 1 of 3" in result.stdout
