@@ -163,7 +163,7 @@ def deblur(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="output image (one input) or folder", show_default="./deblurred/")] = None,
     model: Annotated[Path | None, typer.Option(help="checkpoint .pt, TorchScript .ts, .onnx, AOTInductor .pt2, TensorRT .engine, or 'authors' / 'authors-1-2-4' (their GoPro weights, after `dmphn-ckpt fetch-authors`)", show_default="the demo checkpoint")] = None,
     runtime: Annotated[str, typer.Option(help=runtime_help(), show_default="auto: the fastest verified runtime here for a checkpoint; an artifact's own")] = "auto",
-    cache: Annotated[Path | None, typer.Option(help="folder of cached verified artifacts", show_default=f"${CACHE_ENV} or ~/.cache/dmphn/artifacts")] = None,
+    cache: Annotated[Path | None, typer.Option(help="cache folder: verified artifacts, the authors' weights", show_default=f"${CACHE_ENV} or ~/.cache/dmphn")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     precision: Annotated[str | None, typer.Option(help=precision_help(), show_default="fp32; an engine's own")] = None,
     tile: Annotated[int | None, typer.Option(help="run in tiles of N x N pixels (large frames, little memory)")] = None,
@@ -177,7 +177,7 @@ def deblur(
     cached static exports and names it. --runtime torch is the static-shape eager reference used for
     parity, not the fast path: on the CPU it is slower than the per-patch torch-ref (0.78x at 720p).
     """
-    runner = runner_for_model(resolve_model_alias(model), runtime, device, precision, cache=cache)
+    runner = runner_for_model(resolve_model_alias(model, cache), runtime, device, precision, cache=cache)
     files, failures = collect_inputs(inputs)
     for path, why in failures:
         print(f"error: {path}: {why}", file=sys.stderr)

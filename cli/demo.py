@@ -234,7 +234,7 @@ def demo(
             raise DMPHNError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     begin = time.perf_counter()
-    checkpoint = resolve_model_alias(checkpoint)
+    checkpoint = resolve_model_alias(checkpoint, cache)
     checkpoint_path = checkpoint or DEMO_CHECKPOINT
     if checkpoint is None and not DEMO_CHECKPOINT.is_file():
         raise DMPHNError(f"the shipped demo checkpoint is missing ({DEMO_CHECKPOINT}); pass --checkpoint")
