@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -46,8 +48,11 @@ def atomic_path(destination: str | os.PathLike, *, suffix: str | None = None) ->
             # mkstemp creates 0600; give the file the permissions a plain open() would have
             tmp.chmod(0o666 & ~_umask())
         os.replace(tmp, destination)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        reason = write_failure(exc, parent) if isinstance(exc, Exception) else None
+        if reason is not None:
+            raise DMPHNError(f"cannot write {destination}: {reason}") from exc
         raise
 
 
@@ -104,6 +109,44 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
             entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
+
+
+#: OS errors that are the user's situation (a full disk, a read-only folder…), not a bug.
+USER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
+                         errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EFBIG, errno.EIO})
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+# what C++ writers (torch.save, ONNX, OpenVINO) say when a write fails, without an errno
+_OPAQUE_WRITE_FAILURE = ("iostream error", "basic_ios", "failed writing", "file write failed", "write failed",
+                         "no space left")
+#: below this many free bytes a failed write is put down to a full disk
+NEARLY_FULL_BYTES = 64 << 20
+
+
+def describe_os_error(exc: BaseException) -> str | None:
+    """``"<reason>: <file>"`` for an OSError that is the user's situation (:data:`USER_ERRNOS`), else None."""
+    if not isinstance(exc, OSError) or exc.errno not in USER_ERRNOS:
+        return None
+    reason = exc.strerror or os.strerror(exc.errno)
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def write_failure(exc: BaseException, folder: str | os.PathLike) -> str | None:
+    """Why writing into ``folder`` failed, when ``exc`` is a write failure the user can fix
+    (a full disk, a read-only or foreign folder); None for anything else."""
+    if isinstance(exc, DMPHNError):
+        return None  # already says what is wrong
+    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:  # others may be about another file than the one written
+        return describe_os_error(exc)
+    if not any(text in str(exc).lower() for text in _OPAQUE_WRITE_FAILURE):
+        return None
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if free is not None and free < NEARLY_FULL_BYTES:
+        return f"no space left on the device ({free >> 20} MiB free in {folder})"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"the write failed ({first}); is the disk full or the folder read-only?"
 
 
 def _umask() -> int:
