@@ -71,7 +71,8 @@ def _temp_tag() -> str:
     return f"~tmp-{_host_tag()}-{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists on this host (someone else's included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -89,7 +90,7 @@ def is_stale_temporary(path: str | os.PathLike) -> bool:
     if match is None:
         return False
     host, pid = match.group(1), int(match.group(2))
-    if host == _host_tag() and not _pid_alive(pid):
+    if host == _host_tag() and not pid_alive(pid):
         return True
     try:
         return time.time() - Path(path).stat().st_mtime > STALE_TEMP_AGE_S

@@ -10,7 +10,8 @@ get on their command line) and the folder is ``dmphn-triton-<PID>-…`` (tritons
 
 Two layers of cleanup:
 
-* :func:`start_watchdog`: a small process (stdlib only, this file run as a script) that waits on
+* :func:`start_watchdog`: a small process (this file run as a script; stdlib and
+  :mod:`dmphn_core.fileio` only) that waits on
   a pipe from the owner. When the pipe closes (the owner stopped, crashed or was SIGKILLed), it
   kills every process whose command line names the owner's markers and removes the regions
   and the folder.
@@ -31,6 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
+if __name__ == "__main__":  # run as the watchdog script (-I): dmphn_core lies beside runtimes/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dmphn_core.fileio import pid_alive  # noqa: E402 - after the path set-up above
+
 SHM_DIR = Path("/dev/shm")
 #: Prefix of the /dev/shm regions and marker on the stubs' command lines: ``dmphn<owner PID>_``.
 SHM_TAG = re.compile(r"dmphn(\d+)_")
@@ -44,16 +49,6 @@ def shm_prefix(token: str) -> str:
 
 def workdir_prefix() -> str:
     return f"dmphn-triton-{os.getpid()}-"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _own_processes() -> list[tuple[int, str]]:
@@ -71,11 +66,17 @@ def _own_processes() -> list[tuple[int, str]]:
     return found
 
 
+#: The programs a server consists of; nothing else is ever killed (a `tail -f` of its log, say).
+SERVER_PROGRAMS = ("tritonserver", "triton_python_backend_stub")
+
+
 def kill_processes_naming(markers: list[str]) -> list[int]:
-    """SIGKILL this user's processes whose command line contains one of ``markers``; return their PIDs."""
+    """SIGKILL this user's tritonserver / stub processes whose command line contains one of
+    ``markers``; return their PIDs."""
     killed = []
     for pid, command in _own_processes():
-        if any(marker in command for marker in markers):
+        program = os.path.basename(command.split(" ", 1)[0])
+        if program in SERVER_PROGRAMS and any(marker in command for marker in markers):
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -99,18 +100,18 @@ def reap_leftovers() -> list[str]:
     removed: list[str] = []
     dead_owners = {int(pid) for _, command in _own_processes() for pid in SHM_TAG.findall(command)}
     dead_owners |= {int(m.group(1)) for p in SHM_DIR.glob("dmphn*_*") if (m := SHM_TAG.match(p.name))}
-    dead_owners = {pid for pid in dead_owners if not _alive(pid)}
+    dead_owners = {pid for pid in dead_owners if not pid_alive(pid)}
     if dead_owners:
         for pid in kill_processes_naming([f"dmphn{owner}_" for owner in dead_owners]):
             removed.append(f"process {pid}")
     for region in SHM_DIR.glob("dmphn*_*"):
         match = SHM_TAG.match(region.name)
-        if match and not _alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             region.unlink(missing_ok=True)
             removed.append(str(region))
     for folder in Path(tempfile.gettempdir()).glob("dmphn-triton-*"):
         match = WORKDIR_TAG.match(folder.name)
-        if match and folder.is_dir() and not _alive(int(match.group(1))):
+        if match and folder.is_dir() and not pid_alive(int(match.group(1))):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(str(folder))
     return removed

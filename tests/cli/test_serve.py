@@ -41,11 +41,8 @@ def _wait_for(sink: queue.Queue, text: str, timeout_s: float) -> list[str]:
             return seen
 
 
-@requires_triton
-@pytest.mark.slow  # starts tritonserver (10-30 s on 2 cores): the slow tier
-def test_serve_until_sigterm_and_load_test_it(tmp_path):
-    repository = write_python_repository(tmp_path / "repo", seed=5)
-    http_port, grpc_port = free_port(), free_port()
+def _start_serve(repository: Path, http_port: int, grpc_port: int) -> tuple[subprocess.Popen, queue.Queue, threading.Thread]:
+    """dmphn-serve in a child process, its output lines arriving in the queue (None at the end)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     serve = subprocess.Popen(
         [sys.executable, "-m", "cli.serve", str(repository), "--http-port", str(http_port), "--grpc-port", str(grpc_port)],
@@ -54,6 +51,15 @@ def test_serve_until_sigterm_and_load_test_it(tmp_path):
     output: queue.Queue = queue.Queue()
     reader = threading.Thread(target=_lines, args=(serve.stdout, output), daemon=True)
     reader.start()
+    return serve, output, reader
+
+
+@requires_triton
+@pytest.mark.slow  # starts tritonserver (10-30 s on 2 cores): the slow tier
+def test_serve_until_sigterm_and_load_test_it(tmp_path):
+    repository = write_python_repository(tmp_path / "repo", seed=5)
+    http_port, grpc_port = free_port(), free_port()
+    serve, output, reader = _start_serve(repository, http_port, grpc_port)
     try:
         printed = "".join(_wait_for(output, "ready:", 240))
         assert f"http     127.0.0.1:{http_port}" in printed and f"grpc     127.0.0.1:{grpc_port}" in printed
@@ -143,13 +149,7 @@ def test_impossible_requests_are_refused_and_kill_9_leaves_nothing(tmp_path):
 
     repository = write_python_repository(tmp_path / "repo", seed=5)
     http_port, grpc_port = free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "cli.serve", str(repository), "--http-port", str(http_port), "--grpc-port", str(grpc_port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    output: queue.Queue = queue.Queue()
-    threading.Thread(target=_lines, args=(serve.stdout, output), daemon=True).start()
+    serve, output, _ = _start_serve(repository, http_port, grpc_port)
     try:
         _wait_for(output, "ready:", 240)
         infer = "/v2/models/dmphn/infer"

@@ -44,9 +44,10 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve_folder(folder: Path) -> Iterator[str]:
-    """``http://127.0.0.1:PORT`` serving ``folder`` until the block ends."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+def serving(handler) -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` answered by ``handler`` (a request handler class) until the block ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -55,6 +56,11 @@ def serve_folder(folder: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def serve_folder(folder: Path):
+    """``http://127.0.0.1:PORT`` serving ``folder`` until the block ends."""
+    return serving(functools.partial(_QuietHandler, directory=str(folder)))
 
 
 def closed_port_url() -> str:
@@ -343,15 +349,8 @@ def trickle_server(piece: int, every_s: float, total: int = 1 << 20, for_at_most
         def log_message(self, format, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Trickle) as url:
+        yield url
 
 
 def test_a_trickle_that_never_trips_the_read_timeout_is_stalled(tmp_path):

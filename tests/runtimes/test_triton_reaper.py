@@ -26,8 +26,8 @@ def _dead_pid() -> int:
 
 def _stub_like(marker: str) -> subprocess.Popen:
     """A process that ignores SIGTERM (as triton_python_backend_stub does) and names ``marker`` on its command line."""
-    return subprocess.Popen([sys.executable, "-c", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                             "time.sleep(120)", marker])
+    return subprocess.Popen(["triton_python_backend_stub", "-c", "import signal, time\nsignal.signal(signal.SIGTERM, "
+                             "signal.SIG_IGN)\ntime.sleep(120)", marker], executable=sys.executable)
 
 
 def _leftovers_of(owner: int, token: str) -> tuple[subprocess.Popen, Path, Path]:
@@ -39,7 +39,10 @@ def _leftovers_of(owner: int, token: str) -> tuple[subprocess.Popen, Path, Path]
 
 
 def test_a_dead_owners_leftovers_go_and_a_live_owners_stay():
-    dead = _leftovers_of(_dead_pid(), "test")
+    dead_owner = _dead_pid()
+    # a process that names the marker but is no server program (a `tail -f` of the log, say): left alone
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"dmphn{dead_owner}_test_region"])
+    dead = _leftovers_of(dead_owner, "test")
     live = _leftovers_of(os.getpid(), "livetest")
     try:
         time.sleep(0.3)  # both processes have their command lines
@@ -49,8 +52,10 @@ def test_a_dead_owners_leftovers_go_and_a_live_owners_stay():
         assert not region.exists() and not folder.exists()
         assert f"process {process.pid}" in removed and str(region) in removed and str(folder) in removed
         process, region, folder = live
-        assert process.poll() is None and region.exists() and folder.exists()
+        assert process.poll() is None and region.exists() and folder.exists() and bystander.poll() is None
     finally:
+        bystander.kill()
+        bystander.wait()
         for process, region, folder in (dead, live):
             if process.poll() is None:
                 process.kill()
