@@ -31,6 +31,7 @@ from cli.common import new_app, precision_help, runtime_help, user_errors
 from dmphn_core.authors import resolve_model_alias
 from dmphn_core.errors import DMPHNError
 from dmphn_core.imagecheck import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
+from dmphn_core.imagecheck import max_pixels as check_max_pixels
 from dmphn_core.imageio import IMAGE_SUFFIXES, list_images, read_image_and_format, write_image
 from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer, TilePlan
 from export.cache import CACHE_ENV, runner_for_model
@@ -177,6 +178,7 @@ def deblur(
     cached static exports and names it. --runtime torch is the static-shape eager reference used for
     parity, not the fast path: on the CPU it is slower than the per-patch torch-ref (0.78x at 720p).
     """
+    check_max_pixels(max_pixels)  # a bad --max-pixels / $DMPHN_MAX_PIXELS is one error, not one per file
     runner = runner_for_model(resolve_model_alias(model, cache), runtime, device, precision, cache=cache)
     files, failures = collect_inputs(inputs)
     for path, why in failures:

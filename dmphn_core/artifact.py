@@ -114,7 +114,10 @@ def _onnx_external_data(path: Path) -> list[Path]:
     for tensor in model.graph.initializer:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             locations += [entry.value for entry in tensor.external_data if entry.key == "location"]
-    return [path.parent / location for location in dict.fromkeys(locations)]
+    folder = path.parent.resolve()
+    # only files beside the model count: a location that leaves its folder is not ours to hash or delete
+    return [path.parent / location for location in dict.fromkeys(locations)
+            if (path.parent / location).resolve().is_relative_to(folder)]
 
 
 def companion_paths(path: str | os.PathLike, fmt: str | None = None) -> list[Path]:

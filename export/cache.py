@@ -123,7 +123,10 @@ class ArtifactStore:
         return None
 
     def _remove(self, path: Path, fmt: str) -> None:
+        folder = path.parent.resolve()
         for stale in (*artifact_files(path, fmt), *exporter_for(fmt).companions(path), self._record(path)):
+            if stale.resolve().parent != folder:
+                continue  # never delete outside the entry's own folder, whatever a damaged file names
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
             else:
