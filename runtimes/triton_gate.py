@@ -39,8 +39,9 @@ DATATYPE_BYTES = {"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP
 #: A JSON request spells each 4-byte float in up to ~20 characters: its body may be this many times the binary size.
 JSON_BYTES_PER_ELEMENT = 6
 _INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
-#: Headers that belong to one connection, not to the request or reply being relayed.
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+#: Headers that belong to one connection, not to the request or reply being relayed (the gate answered
+#: any "Expect: 100-continue" itself).
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection", "expect"}
 
 
 class RequestRefused(Exception):
