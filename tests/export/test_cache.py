@@ -125,13 +125,12 @@ def test_every_file_of_an_openvino_entry_is_hashed_and_checked(tmp_path):
     store = ArtifactStore(tmp_path, log=lines.append)
     path, _ = store.get(model, "openvino", 1, H, W, "cpu", "fp32")
     weights = path.with_suffix(".bin")
-    record = json.loads(store._record(path).read_text())
-    assert set(record["files"]) == {path.name, weights.name}
     floats = np.frombuffer(weights.read_bytes(), dtype=np.float32) * 1.5  # same size, other weights
     weights.write_bytes(floats.tobytes())
     rebuilt, built = store.get(model, "openvino", 1, H, W, "cpu", "fp32")
     assert built and rebuilt == path and any(weights.name in line and "rebuilding" in line for line in lines)
-    assert file_sha256(weights) == json.loads(store._record(path).read_text())["files"][weights.name]
+    record = json.loads(store._record(path).read_text())
+    assert set(record["files"]) == {path.name, weights.name} and record["files"][weights.name] == file_sha256(weights)
 
 
 def test_an_entry_its_runtime_cannot_load_is_rebuilt_not_fatal(filled_store_root, make_checkpoint):
@@ -141,7 +140,8 @@ def test_an_entry_its_runtime_cannot_load_is_rebuilt_not_fatal(filled_store_root
     path, _ = store.get(model, "onnx", 1, H, W, "cpu", "fp32")
     path.write_bytes(b"\x7f" * 4096)
     record = json.loads(store._record(path).read_text())
-    store._record(path).write_text(json.dumps({**record, "files": {path.name: file_sha256(path)}}))
+    digest = file_sha256(path)  # the record matches the damaged file, in this toolkit's form and the older one
+    store._record(path).write_text(json.dumps({**record, "files": {path.name: digest}, "sha256": digest}))
     x = np.random.default_rng(0).random((1, 3, H, W), dtype=np.float32)
     with CachedArtifactRunner(lambda: model, "ort", store=store) as runner, TorchRunner(lambda: model) as reference:
         np.testing.assert_allclose(runner.infer(x), reference.infer(x), atol=1e-4)
