@@ -74,20 +74,21 @@ def fetch_authors(
     base_url: Annotated[str, typer.Option(help="where the repository's files are (a mirror URL or a local copy); same relative paths")] = authors.DEFAULT_BASE_URL,
     cache: Annotated[Path | None, typer.Option(help="keeps the downloads (default: $DMPHN_CACHE, else $XDG_CACHE_HOME/dmphn, else ~/.cache/dmphn)")] = None,
     frames: Annotated[Path | None, typer.Option(help="also download their 20 test frames and both sets of published outputs here (after the weights)")] = None,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for the server")] = authors.DEFAULT_TIMEOUT_S,
+    timeout: Annotated[float, typer.Option(help="seconds one read may wait for the server")] = authors.DEFAULT_TIMEOUT_S,
+    deadline: Annotated[float, typer.Option(help="seconds the whole fetch may take")] = authors.DEFAULT_DEADLINE_S,
+    min_rate: Annotated[float, typer.Option(help="KiB/s below which (over 30 s) a download counts as stalled; 0: never")] = authors.DEFAULT_MIN_RATE / 1024,
 ) -> None:
     """Download the authors' GoPro weights at the pinned commit, check every sha256, import them;
     then, with --frames, their test frames (a missing frame is named and costs nothing else)."""
-    if timeout <= 0:
-        raise ValueError("--timeout must be positive")
-    ckpt = authors.fetch_authors(variant, output, base_url=base_url, cache=cache, timeout=timeout)
+    limits = authors.DownloadLimits(timeout=timeout, deadline_s=deadline, min_rate=min_rate * 1024)
+    ckpt = authors.fetch_authors(variant, output, base_url=base_url, cache=cache, limits=limits)
     cached = authors.cached_checkpoint_path(variant, cache)
     print(f"{authors.weights_label(variant)}: sha256 of every file ok; cached {cached}" + (f"; wrote {output}" if output else ""))
     alias = f" (or --model authors{'' if variant == authors.DEFAULT_VARIANT else '-' + variant})" if cache is None else ""
     print(f"use it with --model {output or cached}{alias}: {ckpt.config.name}, authors layout", flush=True)
     if frames is None:
         return
-    paths, missing = authors.fetch_frames(frames, base_url=base_url, timeout=timeout)
+    paths, missing = authors.fetch_frames(frames, base_url=base_url, limits=limits)
     print(f"frames and published outputs: {len(paths)} of {len(paths) + len(missing)} files in {frames} (sha256 ok)")
     if missing:
         raise DMPHNError(f"{len(missing)} frame file(s) could not be fetched ({describe_missing(missing)}); the weights and "

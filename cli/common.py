@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from dmphn_core.errors import DMPHNError
+from dmphn_core.fileio import describe_os_error
 from dmphn_core.precision import PRECISIONS
 from runtimes import runtime_names
 
@@ -96,6 +97,8 @@ def user_errors(func: F) -> F:
                 raise
             if isinstance(exc, (DMPHNError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError)):
                 raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+            if describe_os_error(exc) is not None:  # a full disk, a read-only folder: the user's situation
+                raise fail(f"cannot go on: {describe_os_error(exc)}") from None
             first_line = (str(exc).strip().splitlines() or [""])[0]
             raise fail(
                 f"internal error: {type(exc).__name__}: {first_line} (rerun with {DEBUG_ENV}=1 for the traceback)",

@@ -10,8 +10,10 @@ verified to stay within DB of fp32 (export.auto, docs/auto.md).
 
 Output: ``-o OUT.png`` when there is exactly one input file; otherwise a folder (default
 ``deblurred/``) that receives each input under its own name with ``--suffix`` (``.png``).
-Input files are never overwritten. A file that cannot be read is reported as one
-``error: ...`` line and skipped; the exit code is 1 when any file failed. Outputs keep the
+Input files are never overwritten. A file that cannot be read (missing, truncated or corrupt
+PNG/JPEG, any decoder failure, over the pixel limit ``--max-pixels``) is reported as one
+``error: ...`` line and skipped; the others are still deblurred; the exit code is 1 when any file
+failed (docs/reliability.md). Outputs keep the
 input's form where the output suffix allows: grey stays grey, alpha is kept unchanged, 16-bit
 stays 16-bit (PNG, TIFF); a ``note:`` line says what a suffix could not keep. Sizes print as
 width x height.
@@ -30,6 +32,8 @@ import typer
 from cli.common import MinPsnrOpt, auto_precision_help, new_app, runtime_help, user_errors
 from dmphn_core.authors import resolve_model_alias
 from dmphn_core.errors import DMPHNError
+from dmphn_core.imagecheck import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
+from dmphn_core.imagecheck import max_pixels as check_max_pixels
 from dmphn_core.imageio import IMAGE_SUFFIXES, list_images, read_image_and_format, write_image
 from dmphn_core.inference import DEFAULT_OVERLAP, Deblurrer, TilePlan
 from export.auto import runner_for_request
@@ -163,7 +167,7 @@ def deblur(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="output image (one input) or folder", show_default="./deblurred/")] = None,
     model: Annotated[Path | None, typer.Option(help="checkpoint .pt, TorchScript .ts, .onnx, AOTInductor .pt2, TensorRT .engine, OpenVINO .xml, or 'authors' / 'authors-1-2-4' (their GoPro weights, after `dmphn-ckpt fetch-authors`)", show_default="the demo checkpoint")] = None,
     runtime: Annotated[str, typer.Option(help=runtime_help(), show_default="auto: the fastest verified runtime here for a checkpoint; an artifact's own")] = "auto",
-    cache: Annotated[Path | None, typer.Option(help="folder of cached verified artifacts", show_default=f"${CACHE_ENV} or ~/.cache/dmphn/artifacts")] = None,
+    cache: Annotated[Path | None, typer.Option(help="cache folder: verified artifacts, the authors' weights", show_default=f"${CACHE_ENV} or ~/.cache/dmphn")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     precision: Annotated[str | None, typer.Option(help=auto_precision_help(), show_default="fp32; an engine's own")] = None,
     min_psnr: MinPsnrOpt = None,
@@ -172,6 +176,7 @@ def deblur(
     suffix: Annotated[str, typer.Option(help="file type of images written into a folder")] = ".png",
     fps: Annotated[float | None, typer.Option(help="video: frame rate of a folder of frames written as -o NAME.mp4 (or a video's, overriding its own)")] = None,
     batch: Annotated[int, typer.Option(help="video: frames per runner call (runtimes that gain from a batch, e.g. torch)")] = 1,
+    max_pixels: Annotated[int | None, typer.Option(help="refuse images larger than this (width x height), read from the header before decoding", show_default=f"${MAX_PIXELS_ENV} or {DEFAULT_MAX_PIXELS:,}")] = None,
 ) -> None:
     """Deblur each image and write it; prints one line per image and a summary.
 
@@ -180,10 +185,11 @@ def deblur(
     precision verified to stay within DB of fp32. --runtime torch is the static-shape eager reference used for
     parity, not the fast path: on the CPU it is slower than the per-patch torch-ref (0.78x at 720p).
     """
+    check_max_pixels(max_pixels)  # a bad --max-pixels / $DMPHN_MAX_PIXELS is one error, not one per file
     from cli.deblur_video import deblur_video, is_video_job  # video in or out: its own module
 
     if is_video_job(inputs, output):
-        runner = runner_for_request(resolve_model_alias(model), runtime, device, precision, min_psnr=min_psnr, cache=cache)
+        runner = runner_for_request(resolve_model_alias(model, cache), runtime, device, precision, min_psnr=min_psnr, cache=cache)
         return deblur_video(inputs, output, runner, fps=fps, batch=batch, tile=tile, overlap=overlap)
     files, failures = collect_inputs(inputs)  # inputs first: a typo fails before any runtime line or export
     for path, why in failures:
@@ -193,7 +199,7 @@ def deblur(
             raise typer.Exit(1)
         raise DMPHNError("no images to deblur in " + ", ".join(str(p) for p in inputs))
     jobs, folder = plan_outputs(files, inputs, output, suffix)
-    runner = runner_for_request(resolve_model_alias(model), runtime, device, precision, min_psnr=min_psnr, cache=cache)
+    runner = runner_for_request(resolve_model_alias(model, cache), runtime, device, precision, min_psnr=min_psnr, cache=cache)
     failed = len(failures)
     done = 0
     seconds = 0.0
@@ -206,7 +212,7 @@ def deblur(
             bar.next_image(source.name)
             image = None
             try:
-                image, source_format = read_image_and_format(source)
+                image, source_format = read_image_and_format(source, max_pixels=max_pixels)
                 plan = deblurrer.plan(*image.shape[:2])
                 begin = time.perf_counter()
                 result = deblurrer.deblur(image, clamp=True)

@@ -199,7 +199,7 @@ def demo(
         return
     runtimes = True if runtimes is None else runtimes
     begin = time.perf_counter()
-    checkpoint = resolve_model_alias(checkpoint)
+    checkpoint = resolve_model_alias(checkpoint, cache)
     checkpoint_path = checkpoint or DEMO_CHECKPOINT
     if checkpoint is None and not DEMO_CHECKPOINT.is_file():
         raise DMPHNError(f"the shipped demo checkpoint is missing ({DEMO_CHECKPOINT}); pass --checkpoint")

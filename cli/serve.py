@@ -7,6 +7,12 @@ Waits until every model is ready, prints the endpoints, and runs until Ctrl-C or
 then stops the server cleanly (in-flight requests finish). Exits non-zero with one line
 when the server or its Python backend stub is missing, a port is taken, the repository
 does not load, or the server dies.
+
+The HTTP port is a gate (runtimes.triton_gate) in front of tritonserver on a private loopback
+port: an inference request whose declared shape or size cannot be the model's is answered 400
+(or 411/413) before Triton allocates anything (``--max-pixels`` bounds any-size dimensions).
+Even a ``kill -9`` of this command leaves no server, stub, /dev/shm region or temporary folder
+behind (runtimes.triton_reaper); docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ from typing import Annotated
 import typer
 
 from cli.common import fail, new_app, user_errors
-from runtimes.triton_server import HOST, TritonServer
+from dmphn_core.errors import DMPHNError
+from dmphn_core.imagecheck import DEFAULT_MAX_PIXELS
+from runtimes.triton_gate import InferenceGate
+from runtimes.triton_server import HOST, TritonServer, free_port, port_is_free
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-serve: "))
 
@@ -42,15 +51,23 @@ def serve(
     startup_timeout: Annotated[float, typer.Option(help="seconds to wait for every model to be ready")] = 300.0,
     exit_timeout: Annotated[int, typer.Option(help="seconds in-flight requests get to finish on stop")] = 10,
     log: Annotated[Path | None, typer.Option(help="write the server's log here (default: a temporary file)")] = None,
+    max_pixels: Annotated[int, typer.Option(help="HTTP requests may declare at most this many pixels (H x W) per image")] = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Start tritonserver on 127.0.0.1, wait until ready, print the endpoints, stop on Ctrl-C/SIGTERM."""
-    server = TritonServer(repository, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+    if not port_is_free(http_port):
+        raise fail(f"port taken: {HOST}:{http_port} (http) is in use; pick another with --http-port")
+    private_port = next(port for port in iter(free_port, None) if port not in (http_port, grpc_port, metrics_port))
+    server = TritonServer(repository, http_port=private_port, grpc_port=grpc_port, metrics_port=metrics_port,
                           exit_timeout_s=exit_timeout, log_path=log)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
+    gate = None
     try:
         print(f"starting tritonserver on {HOST} for {repository} …", flush=True)
         server.start(timeout_s=startup_timeout)
-        for kind, where in server.endpoints().items():
+        for line in server.reaped:
+            print(f"removed {line}, left by a server whose owner was killed", flush=True)
+        gate = _start_gate(http_port, server.http_port, max_pixels)
+        for kind, where in {**server.endpoints(), "http": f"{HOST}:{http_port}"}.items():
             print(f"{kind:8s} {where}", flush=True)
         print(f"ready: curl -s {HOST}:{http_port}/v2/health/ready; Ctrl-C stops", flush=True)
         while server.is_running():
@@ -64,8 +81,17 @@ def serve(
         print(f"stopped (exit code {code})", flush=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if gate is not None:
+            gate.stop()
         if server.is_running():
             server.kill()
+
+
+def _start_gate(port: int, upstream_port: int, max_pixels: int) -> InferenceGate:
+    try:
+        return InferenceGate.in_front_of(HOST, port, upstream_port, max_pixels=max_pixels).start()
+    except OSError as exc:
+        raise DMPHNError(f"cannot listen on {HOST}:{port} (http): {exc.strerror or exc}; pick another with --http-port") from None
 
 
 def main() -> None:

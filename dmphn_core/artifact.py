@@ -2,7 +2,8 @@
 
 One home for the facts that exporters write and runners, ``dmphn-deblur`` and the C++ program
 read: the input/output tensor names, the metadata blob and where each format keeps it, the
-file suffixes of each format, and the TensorRT sidecar path. It sits at the bottom layer so
+file suffixes of each format, and which files one artifact consists of (:func:`artifact_files`:
+the OpenVINO ``.bin``, the TensorRT sidecar, ONNX external data). It sits at the bottom layer so
 that ``runtimes`` and ``export`` both ask it instead of one another.
 
 Where each format keeps the metadata (:func:`read_metadata` reads all of them):
@@ -99,6 +100,46 @@ def sidecar_path(engine_path: str | os.PathLike) -> Path:
     """Where the JSON sidecar of a TensorRT engine lives: ``model.engine`` -> ``model.engine.json``."""
     engine_path = Path(engine_path)
     return engine_path.with_name(engine_path.name + ".json")
+
+
+def _onnx_external_data(path: Path) -> list[Path]:
+    """The external-data files an ONNX model names (none for a single-file model)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - an unreadable model has no companions we can name; loading it fails later
+        return []
+    locations = []
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            locations += [entry.value for entry in tensor.external_data if entry.key == "location"]
+    folder = path.parent.resolve()
+    # only files beside the model count: a location that leaves its folder is not ours to hash or delete
+    return [path.parent / location for location in dict.fromkeys(locations)
+            if (path.parent / location).resolve().is_relative_to(folder)]
+
+
+def companion_paths(path: str | os.PathLike, fmt: str | None = None) -> list[Path]:
+    """The files besides ``path`` that are part of the artifact (the artifact contract's one list).
+
+    OpenVINO: the ``.bin`` weights; TensorRT: the JSON sidecar; ONNX: the external-data files the
+    model names (read from ``path`` when it exists); TorchScript, AOTInductor, checkpoint: none.
+    """
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    if fmt == "openvino":
+        return [path.with_suffix(".bin")]
+    if fmt == "tensorrt":
+        return [sidecar_path(path)]
+    if fmt == "onnx" and path.is_file():
+        return _onnx_external_data(path)
+    return []
+
+
+def artifact_files(path: str | os.PathLike, fmt: str | None = None) -> list[Path]:
+    """Every file the artifact at ``path`` consists of: ``path`` first, then its companions."""
+    return [Path(path), *companion_paths(path, fmt)]
 
 
 def is_torchscript_archive(path: str | os.PathLike) -> bool:
@@ -226,6 +267,6 @@ def config_of(metadata: dict[str, Any] | None) -> DMPHNConfig | None:
 
 __all__ = [
     "FORMATS", "FORMAT_SUFFIXES", "INPUT_NAME", "METADATA_KEY", "OPENVINO_RT_INFO_KEY", "OUTPUT_NAME",
-    "artifact_metadata", "config_of", "detect_format", "is_torchscript_archive", "metadata_json", "onnx_model_metadata",
+    "artifact_files", "artifact_metadata", "companion_paths", "config_of", "detect_format", "is_torchscript_archive", "metadata_json", "onnx_model_metadata",
     "parse_metadata", "read_metadata", "sidecar_path",
 ]

@@ -13,15 +13,10 @@ there too, which is what ``--model authors`` finds.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import math
 import os
 import re
-import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +24,9 @@ import numpy as np
 
 from .checkpoint import Checkpoint, import_authors_checkpoint, save_checkpoint
 from .errors import DMPHNError
+from .download import (  # noqa: F401 - re-exported: the authors' fetch is where callers look
+    DEFAULT_DEADLINE_S, DEFAULT_MIN_RATE, DEFAULT_TIMEOUT_S, DownloadLimits, base_url_of, download_verified, fetch_files,
+)
 from .fileio import file_sha256, user_cache_dir
 
 REPOSITORY = "HongguangZhang/DMPHN-cvpr19-master"
@@ -48,8 +46,6 @@ REFERENCE_DIR_ENV = "DMPHN_REFERENCE_DIR"
 #: Rounding instead of truncating alone costs ~0.5 LSB on average, i.e. ~51-53 dB.
 MIN_PSNR_VS_PUBLISHED_DB = 50.0
 
-DEFAULT_TIMEOUT_S = 30.0
-_CHUNK = 1 << 16
 _MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})\s+\*?(\S.*)$")
 
 
@@ -182,14 +178,15 @@ def cached_authors_checkpoint(variant: str = DEFAULT_VARIANT, cache: str | os.Pa
 MODEL_ALIASES = {"authors": DEFAULT_VARIANT, **{f"authors-{variant}": variant for variant in VARIANTS}}
 
 
-def resolve_model_alias(model: str | os.PathLike | None) -> Path | None:
-    """``authors`` / ``authors-1-2-4`` -> the cached checkpoint (DMPHNError saying how to fetch it when
-    absent); anything else -> itself as a Path. A real file of that name wins over the alias."""
+def resolve_model_alias(model: str | os.PathLike | None, cache: str | os.PathLike | None = None) -> Path | None:
+    """``authors`` / ``authors-1-2-4`` -> the cached checkpoint in ``cache`` (default the user cache;
+    DMPHNError saying how to fetch it there when absent); anything else -> itself as a Path. A real
+    file of that name wins over the alias."""
     if model is None:
         return None
     name = str(model)
     if name in MODEL_ALIASES and not Path(name).exists():
-        return cached_authors_checkpoint(MODEL_ALIASES[name])
+        return cached_authors_checkpoint(MODEL_ALIASES[name], cache)
     return Path(model)
 
 
@@ -204,147 +201,6 @@ def reference_dir(repo_root: str | os.PathLike | None = None) -> Path | None:
     return next((c for c in candidates if c.is_dir()), None)
 
 
-# -- downloading ------------------------------------------------------------------------
-
-
-def _base_url(base_url: str) -> str:
-    """A folder path (an air-gapped copy) becomes a file:// URL; URLs lose a trailing slash."""
-    if "://" not in base_url:
-        folder = Path(base_url).expanduser()
-        if not folder.is_dir():
-            raise DMPHNError(f"--base-url {base_url} is neither a URL nor a folder")
-        return folder.resolve().as_uri()
-    return base_url.rstrip("/")
-
-
-def download_verified(
-    url: str,
-    destination: Path,
-    sha256: str,
-    *,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    on_bytes: Callable[[int, int | None], None] | None = None,
-) -> None:
-    """Download ``url`` into ``destination`` only if its sha256 is ``sha256``; nothing is left otherwise.
-
-    ``on_bytes(received, total)`` is called per chunk (total None when the server does not say).
-    """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, _open_url(url, timeout) as response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            while True:
-                try:
-                    chunk = response.read(_CHUNK)
-                except TimeoutError:
-                    raise DMPHNError(f"cannot download {url}: timed out after {timeout:g} s") from None
-                if not chunk:
-                    break
-                digest.update(chunk)
-                out.write(chunk)
-                if on_bytes is not None:
-                    on_bytes(len(chunk), total)
-        if digest.hexdigest() != sha256:
-            raise DMPHNError(
-                f"checksum mismatch for {url}: sha256 {digest.hexdigest()[:16]}…, expected {sha256[:16]}… "
-                f"(pinned commit {COMMIT[:7]}); the file was not kept"
-            )
-        tmp.chmod(0o644)
-        os.replace(tmp, destination)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@contextlib.contextmanager
-def _open_url(url: str, timeout: float) -> Iterator[Any]:
-    """urlopen with every failure turned into one DMPHNError line."""
-    request = urllib.request.Request(url, headers={"User-Agent": "dmphn-deploy"})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        exc.close()  # it holds the response: close its socket now, not whenever it is garbage-collected
-        raise DMPHNError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
-            raise DMPHNError(f"cannot download {url}: timed out after {timeout:g} s") from None
-        text = getattr(reason, "strerror", None) or str(reason)
-        raise DMPHNError(f"cannot download {url}: {text} (no network? --base-url takes a mirror or a local copy)") from None
-    except TimeoutError:
-        raise DMPHNError(f"cannot download {url}: timed out after {timeout:g} s") from None
-    except (OSError, ValueError) as exc:
-        raise DMPHNError(f"cannot download {url}: {exc}") from None
-    with response:
-        yield response
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, total_files: int) -> Iterator[Callable[[str], Callable[[int, int | None], None]]]:
-    """``start(name) -> on_bytes``: a rich bar per file on a terminal, silence elsewhere."""
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-    console = Console(stderr=True)
-    if not (enabled and console.is_terminal):
-        yield lambda name: (lambda received, total: None)
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        counter = iter(range(1, total_files + 1))
-
-        def start(name: str) -> Callable[[int, int | None], None]:
-            task = progress.add_task(f"[{next(counter, total_files)}/{total_files}] {name}", total=None)
-
-            def on_bytes(received: int, total: int | None) -> None:
-                progress.update(task, advance=received, total=total)
-
-            return on_bytes
-
-        yield start
-
-
-def fetch_files(
-    files: dict[str, str],
-    base_url: str,
-    root: str | os.PathLike,
-    *,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
-    missing: dict[str, str] | None = None,
-) -> list[Path]:
-    """Make ``root/<relative path>`` hold each of ``files`` with its sha256; download what is missing.
-
-    A file there with the right hash is kept (no network), one with a wrong hash fetched again. The
-    first failure raises, unless ``missing`` collects them (``{relative path: reason}``) and the rest
-    are still fetched. Every file left under ``root`` is verified. Returns the paths now there.
-    """
-    root, base = Path(root), _base_url(base_url)
-    todo = []
-    for relative, digest in sorted(files.items()):
-        path = root / relative
-        if path.is_file() and file_sha256(path) == digest:
-            continue
-        todo.append((relative, digest))
-    with _progress_bar(progress, len(todo)) as start:
-        for relative, digest in todo:
-            try:
-                download_verified(f"{base}/{relative}", root / relative, digest, timeout=timeout, on_bytes=start(relative))
-            except DMPHNError as exc:
-                if missing is None:
-                    raise
-                missing[relative] = str(exc).removeprefix(f"cannot download {base}/{relative}: ")
-                continue
-            if log is not None:
-                log(f"downloaded {relative} (sha256 ok)")
-    return [root / relative for relative in sorted(files) if relative not in (missing or {})]
-
-
 def fetch_authors(
     variant: str = DEFAULT_VARIANT,
     output: str | os.PathLike | None = None,
@@ -352,6 +208,7 @@ def fetch_authors(
     base_url: str = DEFAULT_BASE_URL,
     cache: str | os.PathLike | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    limits: DownloadLimits | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> Checkpoint:
@@ -363,10 +220,11 @@ def fetch_authors(
     if output is not None and not Path(output).resolve().parent.is_dir():
         raise DMPHNError(f"cannot write {output}: folder {Path(output).parent} does not exist")
     root = mirror_dir(cache)
-    fetch_files(weight_files(variant), base_url, root, timeout=timeout, progress=progress, log=log)
+    limits = limits or DownloadLimits(timeout=timeout)  # one deadline for the whole fetch
+    fetch_files(weight_files(variant), base_url, root, limits=limits, progress=progress, log=log)
     folder = root / "checkpoints" / VARIANTS[variant]
     checkpoint = import_authors_checkpoint(folder, layout="authors")
-    checkpoint.training = authors_record(variant, f"{_base_url(base_url)}/checkpoints/{VARIANTS[variant]}")
+    checkpoint.training = authors_record(variant, f"{base_url_of(base_url)}/checkpoints/{VARIANTS[variant]}")
     model = checkpoint.build_model()
     save_checkpoint(cached_checkpoint_path(variant, cache), model, training=checkpoint.training)
     if output is not None:
@@ -380,6 +238,7 @@ def fetch_frames(
     base_url: str = DEFAULT_BASE_URL,
     only: list[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    limits: DownloadLimits | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> tuple[list[Path], dict[str, str]]:
@@ -392,5 +251,6 @@ def fetch_frames(
             raise DMPHNError(f"not one of the authors' frame files: {', '.join(unknown)}")
         files = {relative: files[relative] for relative in only}
     missing: dict[str, str] = {}
-    paths = fetch_files(files, base_url, destination, timeout=timeout, progress=progress, log=log, missing=missing)
+    paths = fetch_files(files, base_url, destination, timeout=timeout, limits=limits, progress=progress, log=log,
+                        missing=missing)
     return paths, missing

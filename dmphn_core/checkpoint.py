@@ -85,6 +85,17 @@ def save_checkpoint(
         torch.save(payload, tmp)
 
 
+# torch's weights-only unpickler names what it refused: "Unsupported global: GLOBAL x.y" (torch <= 2.12),
+# "unsupported GLOBAL posix.system whose module posix is blocked" (2.13); match the class, not one wording
+_UNSAFE_GLOBAL = re.compile(r"unsupported global\W*(?:global\s+)?([\w.]+)|global\s+([\w.]+)\s+whose module \S+ is blocked", re.I)
+
+
+def unsafe_global(exc: BaseException) -> str | None:
+    """The Python object a weights-only load refused to create (e.g. ``posix.system``), or None."""
+    match = _UNSAFE_GLOBAL.search(str(exc))
+    return None if match is None else (match.group(1) or match.group(2))
+
+
 def _safe_load(path: Path) -> Any:
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -99,11 +110,12 @@ def _safe_load(path: Path) -> Any:
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" not in str(exc):
+        refused = unsafe_global(exc)
+        if refused is None:
             raise CheckpointError(f"cannot read checkpoint {path}: file is corrupt, truncated or not a torch file") from exc
         raise CheckpointError(
-            f"refusing to load {path}: it holds Python objects other than tensors and plain "
-            f"containers, which could run code (loaded with weights_only=True)"
+            f"refused to load {path} as unsafe: it asks to create {refused}, not only tensors and plain "
+            f"containers, and such a file could run code (loaded with weights_only=True; nothing was run)"
         ) from exc
     except Exception as exc:  # noqa: BLE001 - garbage makes the unpickler fail in arbitrary ways (KeyError, EOFError…)
         raise CheckpointError(f"cannot read checkpoint {path}: file is corrupt, truncated or not a torch file") from exc

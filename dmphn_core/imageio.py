@@ -12,6 +12,7 @@ import torch
 
 from .errors import ImageError
 from .fileio import atomic_path
+from .imagecheck import check_image_file, check_pixel_count
 
 #: Suffixes the deblur and dataset code pick up when given a folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -46,14 +47,24 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return read_image_and_format(path)[0]
 
 
-def read_image_and_format(path: str | os.PathLike) -> tuple[np.ndarray, ImageFormat]:
-    """``read_image`` plus the file's ``ImageFormat`` (channels, bit depth, alpha)."""
+def read_image_and_format(path: str | os.PathLike, *, max_pixels: int | None = None) -> tuple[np.ndarray, ImageFormat]:
+    """``read_image`` plus the file's ``ImageFormat`` (channels, bit depth, alpha).
+
+    Refused before decoding (ImageError): a header over the pixel limit (``max_pixels``, default
+    :func:`dmphn_core.imagecheck.max_pixels`), a truncated or corrupt PNG/JPEG; any decoder failure
+    is an ImageError too.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image not found: {path}")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    data = check_image_file(path, max_pixels)
+    try:
+        raw = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # OpenCV's own limits and decoder failures: this file's problem
+        raise ImageError(f"cannot decode image {path}: {_opencv_reason(exc)}") from None
     if raw is None or raw.size == 0:
         raise ImageError(f"cannot decode image {path}: corrupt or unsupported format")
+    check_pixel_count(path, (raw.shape[1], raw.shape[0]), max_pixels)  # formats whose header we do not parse
     if raw.dtype == np.uint8:
         scale = 255.0
     elif raw.dtype == np.uint16:
@@ -77,6 +88,12 @@ def read_image_and_format(path: str | os.PathLike) -> tuple[np.ndarray, ImageFor
         raise ImageError(f"{path}: image holds NaN or Inf")
     bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(raw.dtype, 32)
     return image, ImageFormat(channels, bit_depth, alpha)
+
+
+def _opencv_reason(exc: Exception) -> str:
+    """The reason in an OpenCV error ("... error: (-215:Assertion failed) <reason> in function ..."), or its first line."""
+    text = str(exc).strip()
+    return (getattr(exc, "err", "") or (text.splitlines() or [type(exc).__name__])[-1]).strip()
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, like: ImageFormat | None = None) -> list[str]:

@@ -2,8 +2,12 @@
 
 Artifacts are keyed by (checkpoint content, format, device, precision, shape, toolkit version):
 built once by :func:`export.exporter.export_verified`, verified once, and reused by every later
-call. Each entry has a record (``<artifact>.verified.json``) with the artifact's sha256; an entry
-whose record is missing, unreadable or whose file no longer matches it is rebuilt, never trusted.
+call. Each entry has a record (``<artifact>.verified.json``) with the sha256 of every file the
+artifact consists of (:func:`dmphn_core.artifact.artifact_files`: the OpenVINO ``.bin``, the
+TensorRT sidecar, ONNX external data, not only the main file), checked on each use; an entry whose
+record is missing or unreadable, whose files no longer match it, or that its runtime cannot load is
+rebuilt, never trusted. Temporaries that a killed export left in the cache are removed
+(:func:`dmphn_core.fileio.remove_stale_temporaries`; never one a live process is writing).
 
 :class:`CachedArtifactRunner` runs a checkpoint through an exported runtime: at each new input
 shape it takes (or builds) the static artifact for that shape, so whole images of any size run
@@ -30,9 +34,10 @@ from typing import Any
 import torch
 
 from dmphn_core import __version__
+from dmphn_core.artifact import artifact_files
 from dmphn_core.checkpoint import load_checkpoint
-from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import CACHE_ENV, file_sha256, strict_json, user_cache_dir, write_text_atomic
+from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from dmphn_core.fileio import CACHE_ENV, file_sha256, remove_stale_temporaries, strict_json, user_cache_dir, write_text_atomic
 from dmphn_core.model import DMPHN
 from runtimes import runner_class, runner_classes
 from runtimes.base import Runner
@@ -45,6 +50,11 @@ RECORD_SUFFIX = ".verified.json"
 def artifact_cache_dir(cache: str | os.PathLike | None = None) -> Path:
     """``artifacts/`` inside the cache folder ``cache`` (default: :func:`dmphn_core.fileio.user_cache_dir`)."""
     return Path(cache if cache is not None else user_cache_dir()) / "artifacts"
+
+
+def file_hashes(path: Path, fmt: str) -> dict[str, str]:
+    """``{file name: sha256}`` of every file the artifact at ``path`` consists of (OSError if one is missing)."""
+    return {file.name: file_sha256(file) for file in artifact_files(path, fmt)}
 
 
 def model_digest(model: DMPHN) -> str:
@@ -74,13 +84,18 @@ class ArtifactStore:
         """``(path, built)``: the verified artifact for these settings, built here when missing or stale."""
         digest = digest or model_digest(model)
         path = self.path(digest, fmt, batch, height, width, device, precision)
+        for stale in remove_stale_temporaries(path.parent):
+            self._say(f"cache: removed {stale.name}, left by an export that was killed")
         problem = self._problem(path, fmt)
         if problem is None:
             self._say(f"cache hit: {path}")
             return path, False
         if problem != "missing":
-            self._say(f"cache entry {path.name} is {problem}; rebuilding it")
-            self._remove(path, fmt)
+            self.invalidate(path, fmt, problem)
+        return self._build(model, fmt, path, batch, height, width, device, precision, **options), True
+
+    def _build(self, model: DMPHN, fmt: str, path: Path, batch: int, height: int, width: int, device: str,
+               precision: str, **options: Any) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         options = {**exporter_for(fmt).cache_options(self.root), **options}  # e.g. one TensorRT timing cache for all models
         self.notice(f"one-time export: building and verifying the {fmt} {precision} artifact for {width}x{height} WxH "
@@ -88,12 +103,17 @@ class ArtifactStore:
         started = time.perf_counter()
         _, verification = export_verified(fmt, model, path, batch=batch, height=height, width=width, device=device,
                                           precision=precision, log=None, **options)
-        record = {"sha256": file_sha256(path), "format": fmt, "toolkit": __version__, "torch": torch.__version__,
+        record = {"files": file_hashes(path, fmt), "format": fmt, "toolkit": __version__, "torch": torch.__version__,
                   "shape": [batch, 3, height, width], "export_seconds": round(time.perf_counter() - started, 1),
                   "verified_psnr_db": verification.min_psnr_db, "verification": verification.to_dict()}
         write_text_atomic(self._record(path), strict_json(record, indent=2))
         self._say(f"cache: built and verified {path}")
-        return path, True
+        return path
+
+    def invalidate(self, path: Path, fmt: str, problem: str) -> None:
+        """Drop the entry at ``path`` (``problem`` says why) so that the next :meth:`get` rebuilds it."""
+        self._say(f"cache entry {path.name} is {problem}; rebuilding it")
+        self._remove(path, fmt)
 
     def _last_export(self, fmt: str, device: str, precision: str) -> str:
         """`` (the last one here, WxH, took N s)`` from the newest record of this kind that kept its time, else ""."""
@@ -121,18 +141,25 @@ class ArtifactStore:
         if not path.is_file() and not record_path.exists():
             return "missing"
         try:
-            record = json.loads(record_path.read_text())
-            recorded = record["sha256"]
+            recorded = json.loads(record_path.read_text())["files"]
+            if not isinstance(recorded, dict):
+                raise TypeError
         except (OSError, ValueError, KeyError, TypeError):
-            return "unverified (no readable record)"
-        if not path.is_file() or file_sha256(path) != recorded:
-            return "corrupt (its content no longer matches the record)"
-        if any(not companion.is_file() for companion in exporter_for(fmt).companions(path)):
-            return "incomplete (a companion file is missing)"
+            return "unverified (no readable record of its files)"
+        try:
+            actual = file_hashes(path, fmt)
+        except OSError:
+            return "incomplete (a file of it is missing or unreadable)"
+        if actual != recorded:
+            changed = sorted(set(actual) ^ set(recorded) | {n for n in actual if actual[n] != recorded.get(n)})
+            return f"corrupt ({', '.join(changed)} no longer match the record)"
         return None
 
     def _remove(self, path: Path, fmt: str) -> None:
-        for stale in (path, self._record(path), *exporter_for(fmt).companions(path)):
+        folder = path.parent.resolve()
+        for stale in (*artifact_files(path, fmt), *exporter_for(fmt).companions(path), self._record(path)):
+            if stale.resolve().parent != folder:
+                continue  # never delete outside the entry's own folder, whatever a damaged file names
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
             else:
@@ -191,12 +218,30 @@ class PerShapeRunner(Runner):
     def _runner_for(self, shape: tuple[int, ...]) -> Runner:
         runner = self._runners.get(shape)
         if runner is None:
+            runner = self._started_runner(shape)
+            self._runners[shape] = runner
+        return runner
+
+    def _started_runner(self, shape: tuple[int, ...]) -> Runner:
+        """The active runner for ``shape``; a cached artifact its runtime cannot load is rebuilt once."""
+        for attempt in (1, 2):
+            built_before = len(self.built)
             runner = self._start_runner(shape)
             if self.throughput:
                 runner.prefer_throughput(self.streams)
-            runner.activate()
-            self._runners[shape] = runner
-        return runner
+            try:
+                runner.activate()
+                return runner
+            except RuntimeUnavailable:
+                raise  # the runtime, not the entry, is the problem
+            except Exception as exc:  # noqa: BLE001 - any load failure of a cached file means a bad entry
+                path = getattr(runner, "path", None)
+                cached = isinstance(path, Path) and self.store.root.resolve() in path.resolve().parents
+                if attempt == 2 or len(self.built) > built_before or not cached:
+                    raise  # just built (the export itself is wrong), or not the cache's file: no retry
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                self.store.invalidate(path, runner.artifact_format, f"not loadable ({reason})")
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def infer_stream(self, inputs):
         """The inner runner's stream (its own concurrency); every input has the first one's shape."""
@@ -320,5 +365,5 @@ def runner_for_model(
     return CachedArtifactRunner(path, runtime, store=store, device=device, precision=precision, threads=threads)
 
 
-__all__ = ["ArtifactStore", "CACHE_ENV", "CachedArtifactRunner", "PerShapeRunner", "artifact_cache_dir", "model_digest",
-           "pick_fast_runtime", "recorded_psnr", "runner_for_model"]
+__all__ = ["ArtifactStore", "CACHE_ENV", "CachedArtifactRunner", "PerShapeRunner", "artifact_cache_dir", "file_hashes",
+           "model_digest", "pick_fast_runtime", "recorded_psnr", "runner_for_model"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dmphn_core.artifact import companion_paths
 from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import atomic_path, strict_json, write_text_atomic
 from dmphn_core.model import DMPHN
@@ -35,10 +36,6 @@ class ExportFailed(DMPHNError):
     pass
 
 
-def _no_companions(path: Path) -> list[Path]:
-    return []
-
-
 def _no_cache_options(folder: Path) -> dict[str, Any]:
     return {}
 
@@ -49,7 +46,8 @@ class Exporter:
 
     ``build`` returns the export info (JSON-able; ``log_lines`` is printed). ``companions(path)``
     lists the files written beside ``path`` that belong to it (a sidecar, weights), which are
-    renamed together with it.
+    renamed together with it; by default the artifact contract's list
+    (:func:`dmphn_core.artifact.companion_paths`), the one place that knows them.
     """
 
     format: str
@@ -58,11 +56,15 @@ class Exporter:
     precisions: tuple[str, ...]
     build: Callable[..., dict[str, Any]]
     devices: tuple[str, ...] = ("cpu", "cuda")
-    companions: Callable[[Path], list[Path]] = field(default=_no_companions)
+    companions: Callable[[Path], list[Path]] | None = None
     #: a format this one is built from; ``build`` then accepts ``source=PATH`` of such a file
     source_format: str | None = None
     #: build options an artifact cache passes for artifacts it keeps in a folder (a TensorRT timing cache there)
     cache_options: Callable[[Path], dict[str, Any]] = field(default=_no_cache_options)
+
+    def __post_init__(self) -> None:
+        if self.companions is None:
+            object.__setattr__(self, "companions", functools.partial(companion_paths, fmt=self.format))
 
 
 @functools.cache

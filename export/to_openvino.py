@@ -145,4 +145,4 @@ def _build(model: DMPHN, path: Path, *, batch: int, height: int, width: int, dev
 
 
 EXPORTER = Exporter(format="openvino", runtime="ov", suffix=".xml", precisions=PRECISIONS, devices=("cpu",),
-                    build=_build, companions=lambda path: [Path(path).with_suffix(".bin")])
+                    build=_build)

@@ -372,5 +372,4 @@ def _build_for_exporter(model: DMPHN, path: Path, *, batch: int, height: int, wi
 
 
 EXPORTER = Exporter(format="tensorrt", runtime="trt", suffix=".engine", precisions=TensorRTRunner.precisions,
-                    devices=("cuda",), build=_build_for_exporter, companions=lambda path: [sidecar_path(path)], source_format="onnx",
-                    cache_options=cache_options)
+                    devices=("cuda",), build=_build_for_exporter, source_format="onnx", cache_options=cache_options)

@@ -26,13 +26,14 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Collection
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, config_of, read_metadata
+from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, companion_paths, config_of, read_metadata
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 
 from .base import Runner
@@ -107,7 +108,7 @@ class OpenVINORunner(Runner):
         super().__init__(device=device, precision=precision, name=name)
         self.path = Path(path)
         #: the IR's .bin; beside the .xml unless given (an export verifies a pair of temporary files)
-        self.weights = Path(weights) if weights is not None else self.path.with_suffix(".bin")
+        self.weights = Path(weights) if weights is not None else companion_paths(self.path, "openvino")[0]
         self.threads = threads
         self.performance_hint = performance_hint
         if int8_float_hint not in INT8_FLOAT_HINTS:
@@ -158,8 +159,7 @@ class OpenVINORunner(Runner):
         try:
             model = core.read_model(str(self.path), str(self.weights))
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises plain RuntimeError with long text
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DMPHNError(f"cannot read OpenVINO IR {self.path}: {first}") from None
+            raise DMPHNError(f"cannot read OpenVINO IR {self.path}: {openvino_reason(exc)}") from None
         self._check_io(model)
         quantized = is_quantized(model)
         if quantized != (self.precision == "int8"):
@@ -167,7 +167,10 @@ class OpenVINORunner(Runner):
                 f"{self.path} is {'an int8 (quantized)' if quantized else 'a float'} IR; run it at precision "
                 f"{'int8' if quantized else 'fp32, bf16 or fp16'}, not {self.precision}"
             )
-        compiled = core.compile_model(model, "CPU", self.compile_config())
+        try:
+            compiled = core.compile_model(model, "CPU", self.compile_config())
+        except Exception as exc:  # noqa: BLE001 - e.g. weights that do not fit the graph
+            raise DMPHNError(f"cannot compile OpenVINO IR {self.path}: {openvino_reason(exc)}") from None
         executed = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.executed_precision = _type_name(executed)
         if self.executed_precision != self.hint:
@@ -301,6 +304,18 @@ class OpenVINORunner(Runner):
             "executed_precision": self.executed_precision,
             **({"int8_float_hint": self.hint} if self.precision == "int8" else {}),
         }
+
+
+# lines ending in a source location ("Exception from src/…/core.cpp:84:", "Check '…' failed at …cpp:900:")
+# say where OpenVINO gave up, not why
+_WHERE_LINE = re.compile(r"\.(cpp|hpp|h|cc):\d+:?$")
+
+
+def openvino_reason(exc: BaseException) -> str:
+    """The line of an OpenVINO error that says why (its message starts with source locations)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reasons = [line for line in lines if not _WHERE_LINE.search(line)]
+    return (reasons or lines or [type(exc).__name__])[0]
 
 
 def _type_name(text: str) -> str:

@@ -36,6 +36,8 @@ from pathlib import Path
 
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 
+from .triton_reaper import reap_leftovers, shm_prefix, start_watchdog, stop_watchdog, workdir_prefix
+
 HOST = "127.0.0.1"
 #: Where the toolkit's packages live: the Python backend's model.py imports ``runtimes`` from here.
 TOOLKIT_ROOT = Path(__file__).resolve().parent.parent
@@ -196,9 +198,12 @@ class TritonServer:
         self.process: subprocess.Popen | None = None
         self._workdir: tempfile.TemporaryDirectory | None = None
         self._log_file = None
-        # per-server name prefix of the Python backend's /dev/shm regions: servers side by side
-        # do not share them, and those a killed server leaves behind can be removed
-        self.shm_prefix = f"dmphn{os.getpid()}_{id(self):x}_"
+        # per-server name prefix of the Python backend's /dev/shm regions (with this PID: servers side
+        # by side do not share them, and those of a killed owner are found; runtimes.triton_reaper)
+        self.shm_prefix = shm_prefix(f"{id(self):x}")
+        self._watchdog: subprocess.Popen | None = None
+        #: what the start removed of servers whose owner was killed (reap_leftovers)
+        self.reaped: list[str] = []
 
     # -- set-up ----------------------------------------------------------------------
     def _check(self) -> TritonDistribution:
@@ -260,7 +265,8 @@ class TritonServer:
         if self.is_running():
             return self
         dist = self._check()
-        self._workdir = tempfile.TemporaryDirectory(prefix="dmphn-triton-")
+        self.reaped = reap_leftovers()
+        self._workdir = tempfile.TemporaryDirectory(prefix=workdir_prefix())
         workdir = Path(self._workdir.name)
         backends = self._backend_dir(dist, workdir)
         log_path = self.log_path or workdir / "tritonserver.log"
@@ -272,6 +278,7 @@ class TritonServer:
             start_new_session=True,  # its own process group: stopping it also stops the Python stubs
             preexec_fn=_die_with_parent,
         )
+        self._watchdog = start_watchdog(self.shm_prefix, workdir)  # cleans up even after a kill -9 of this process
         try:
             self.wait_ready(timeout_s)
         except ServerError as exc:
@@ -350,6 +357,8 @@ class TritonServer:
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
+        stop_watchdog(self._watchdog)
+        self._watchdog = None
         return code
 
     def log(self) -> str:

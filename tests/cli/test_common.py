@@ -58,3 +58,60 @@ def test_usage_errors_are_one_line(name, args, fragment, monkeypatch, capsys):
 def test_help_still_exits_zero(monkeypatch, capsys):
     assert _run_script("dmphn-parity", ["--help"], monkeypatch) == 0
     assert "--threads" in capsys.readouterr().out
+
+
+# -- the user's situation is said as such, never "internal error" (issue #27 item 9) -------------------------
+
+@pytest.mark.parametrize("failure", ["opaque", "errno"])
+def test_disk_full_while_exporting_says_so(tmp_path, make_checkpoint, monkeypatch, failure):
+    import errno
+    import shutil as shutil_module
+    from dataclasses import replace
+
+    from typer.testing import CliRunner
+
+    from cli.export import app
+    from export.exporter import exporters
+
+    def build_on_a_full_disk(model, path, **kwargs):
+        path.write_bytes(b"half an archive")
+        if failure == "opaque":  # what torch.save's C++ writer says, no errno
+            raise RuntimeError("basic_ios::clear: iostream error")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    checkpoint = make_checkpoint(1)
+    real_usage = shutil_module.disk_usage
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda p: real_usage(p)._replace(free=1 << 20))
+    monkeypatch.setitem(exporters(), "torchscript", replace(exporters()["torchscript"], build=build_on_a_full_disk))
+    out = tmp_path / "m.ts"
+    result = CliRunner().invoke(app, ["torchscript", str(checkpoint), "-H", "32", "-W", "32", "-o", str(out)])
+    assert result.exit_code in (1, 2), result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "internal error" not in lines[0] and "no space left" in lines[0].lower(), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("m.", ".m."))) == []  # nothing half-written
+
+
+def test_a_read_only_output_folder_is_a_user_error(tmp_path, make_checkpoint, monkeypatch):
+    import errno
+
+    from typer.testing import CliRunner
+
+    from cli.deblur import app
+    from dmphn_core.imageio import write_image
+    from dmphn_core.samples import sample_photo
+
+    source = tmp_path / "in.png"
+    write_image(source, sample_photo(32, 64, "coffee.png"))
+    read_only = tmp_path / "mounted-read-only" / "out"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self == read_only:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    result = CliRunner().invoke(app, [str(source), "-o", str(read_only), "--model", str(make_checkpoint(1)), "--runtime", "torch"])
+    assert result.exit_code in (1, 2), result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "internal error" not in lines[0] and "Read-only file system" in lines[0], result.stderr

@@ -278,3 +278,42 @@ def test_min_psnr_needs_precision_auto_and_a_positive_floor(tmp_path, make_check
     write_image(source, sample_photo(32, 64))
     result = cli.invoke(app, [str(source), "-o", str(tmp_path / "out.png"), "--model", str(make_checkpoint(1)), *args])
     assert message in _one_line_error(result)
+def test_bomb_and_truncated_files_in_a_folder_fail_alone(tmp_path, make_checkpoint):
+    """Issue #27 items 3, 4: a header claiming 10^10 pixels and a truncated JPEG are those files'
+    errors; the good file is still deblurred; exit 1. --max-pixels above OpenCV's own limit: same."""
+    from tests.dmphn_core.test_imagecheck import _png_claiming
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "good.png", sample_photo(48, 64, "coffee.png"))
+    (folder / "bomb.png").write_bytes(_png_claiming(100000, 100000))
+    ok, jpeg = cv2.imencode(".jpg", (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8))
+    (folder / "cut.jpg").write_bytes(jpeg.tobytes()[: len(jpeg) // 2])
+    for extra in ([], ["--max-pixels", str(10**11)]):
+        out = tmp_path / f"out{len(extra)}"
+        result = cli.invoke(app, [str(folder), "-o", str(out), "--model", str(make_checkpoint(1)), "--runtime", "torch",
+                                  *extra])
+        assert result.exit_code == 1, result.output
+        errors = result.stderr.strip().splitlines()
+        assert len(errors) == 2 and all(line.startswith("error: ") for line in errors), result.stderr
+        assert any("bomb.png" in line for line in errors) and any("cut.jpg" in line and "truncated" in line for line in errors)
+        assert [p.name for p in out.iterdir()] == ["good.png"] and "deblurred 1 of 3" in result.stdout
+
+
+def test_model_authors_looks_in_the_given_cache(tmp_path, monkeypatch):
+    """Issue #27 item 8: --cache, not $DMPHN_CACHE, holds the authors' weights, and the fetch hint keeps it."""
+    from dmphn_core.authors import cached_checkpoint_path
+
+    monkeypatch.setenv("DMPHN_CACHE", str(tmp_path / "env-cache"))
+    mine = tmp_path / "my cache"
+    source = tmp_path / "in.png"
+    write_image(source, sample_photo(32, 64, "coffee.png"))
+    args = [str(source), "-o", str(tmp_path / "out.png"), "--model", "authors-1-2-4", "--cache", str(mine), "--runtime", "torch"]
+    line = _one_line_error(cli.invoke(app, args))
+    assert str(mine / "authors") in line and f"`dmphn-ckpt fetch-authors --variant 1-2-4 --cache {mine}`" in line
+    cached = cached_checkpoint_path("1-2-4", mine)
+    cached.parent.mkdir(parents=True)
+    save_checkpoint(cached, random_model(1), training={})
+    result = cli.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.png").is_file() and not (tmp_path / "env-cache").exists()

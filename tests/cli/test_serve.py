@@ -41,11 +41,8 @@ def _wait_for(sink: queue.Queue, text: str, timeout_s: float) -> list[str]:
             return seen
 
 
-@requires_triton
-@pytest.mark.slow  # starts tritonserver (10-30 s on 2 cores): the slow tier
-def test_serve_until_sigterm_and_load_test_it(tmp_path):
-    repository = write_python_repository(tmp_path / "repo", seed=5)
-    http_port, grpc_port = free_port(), free_port()
+def _start_serve(repository: Path, http_port: int, grpc_port: int) -> tuple[subprocess.Popen, queue.Queue, threading.Thread]:
+    """dmphn-serve in a child process, its output lines arriving in the queue (None at the end)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     serve = subprocess.Popen(
         [sys.executable, "-m", "cli.serve", str(repository), "--http-port", str(http_port), "--grpc-port", str(grpc_port)],
@@ -54,6 +51,15 @@ def test_serve_until_sigterm_and_load_test_it(tmp_path):
     output: queue.Queue = queue.Queue()
     reader = threading.Thread(target=_lines, args=(serve.stdout, output), daemon=True)
     reader.start()
+    return serve, output, reader
+
+
+@requires_triton
+@pytest.mark.slow  # starts tritonserver (10-30 s on 2 cores): the slow tier
+def test_serve_until_sigterm_and_load_test_it(tmp_path):
+    repository = write_python_repository(tmp_path / "repo", seed=5)
+    http_port, grpc_port = free_port(), free_port()
+    serve, output, reader = _start_serve(repository, http_port, grpc_port)
     try:
         printed = "".join(_wait_for(output, "ready:", 240))
         assert f"http     127.0.0.1:{http_port}" in printed and f"grpc     127.0.0.1:{grpc_port}" in printed
@@ -104,3 +110,88 @@ def test_loadtest_errors_are_one_line(tmp_path):
     result = cli.invoke(loadtest_app, [str(tmp_path), "--no-start", "--http", "127.0.0.1:1"])
     assert result.exit_code == 2 and "no model 'dmphn'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _post(port: int, path: str, body: bytes, headers: dict | None = None) -> tuple[int, bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("POST", path, body=body, headers=headers or {})
+        reply = connection.getresponse()
+        return reply.status, reply.read()
+    finally:
+        connection.close()
+
+
+def _leftovers(owner: int) -> list[str]:
+    """Processes, /dev/shm regions and temporary folders that carry ``owner``'s PID (runtimes.triton_reaper)."""
+    import tempfile
+
+    from runtimes.triton_reaper import _own_processes
+
+    marker = f"dmphn{owner}_"
+    found = [f"process {pid}: {command[:80]}" for pid, command in _own_processes() if marker in command]
+    found += [str(p) for p in Path("/dev/shm").glob(marker + "*")]
+    found += [str(p) for p in Path(tempfile.gettempdir()).glob(f"dmphn-triton-{owner}-*")]
+    return found
+
+
+@requires_triton
+@pytest.mark.slow  # starts tritonserver (10-30 s on 2 cores): the slow tier
+def test_impossible_requests_are_refused_and_kill_9_leaves_nothing(tmp_path):
+    """Issue #27 items 2 and 6: declared shapes/sizes that cannot be the model's get a 4xx and the
+    server stays up; then a kill -9 of dmphn-serve leaves no tritonserver, stub, shm region or folder."""
+    import time
+
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    repository = write_python_repository(tmp_path / "repo", seed=5)
+    http_port, grpc_port = free_port(), free_port()
+    serve, output, _ = _start_serve(repository, http_port, grpc_port)
+    try:
+        _wait_for(output, "ready:", 240)
+        infer = "/v2/models/dmphn/infer"
+        h, w = SERVE_HW
+        request = lambda shape, **extra: json.dumps(
+            {"inputs": [{"name": "blurred", "shape": shape, "datatype": "FP32", **extra}]}).encode()
+        bad = [
+            request([4, 3, 65536, 65536], data=[0.0]),  # what ended the server before
+            request([1, 3, 2**40, 2**40], data=[0.0]),
+            request([2**62, 3, h, w], data=[0.0]),
+            request([1, 3, h, w, 1], data=[0.0]),
+            request([1, -3, h, w], data=[0.0]),
+            request([1, 3.5, h, w], data=[0.0]),
+            request([1, 3, h, w], parameters={"binary_data_size": 2**40}),
+            json.dumps({"inputs": [{"name": "other", "shape": [1], "datatype": "FP32", "data": [0]}]}).encode(),
+            b"{not json",
+        ]
+        for body in bad:
+            headers = {"Inference-Header-Content-Length": str(len(body))} if b"binary_data_size" in body else {}
+            status, reply = _post(http_port, infer, body, headers)
+            assert 400 <= status < 500 and b"error" in reply, (body, status, reply)
+        status, _ = _post(http_port, infer, b"x", {"Content-Length": str(2**50)})
+        assert status == 413
+        client = httpclient.InferenceServerClient(f"127.0.0.1:{http_port}")
+        assert client.is_server_ready()
+        x = np.random.default_rng(0).random((2, 3, h, w), dtype=np.float32)
+        inputs = [httpclient.InferInput("blurred", list(x.shape), "FP32")]
+        inputs[0].set_data_from_numpy(x, binary_data=True)
+        assert client.infer("dmphn", inputs).as_numpy("deblurred").shape == x.shape
+        client.close()
+        assert serve.poll() is None
+
+        owner = serve.pid
+        assert any(line.startswith("process") for line in _leftovers(owner))  # the server and its stub run
+        serve.kill()
+        serve.wait(30)
+        deadline = time.monotonic() + 30
+        while _leftovers(owner) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _leftovers(owner) == []
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait(60)
+        serve.stdout.close()

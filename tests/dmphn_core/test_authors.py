@@ -44,9 +44,10 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve_folder(folder: Path) -> Iterator[str]:
-    """``http://127.0.0.1:PORT`` serving ``folder`` until the block ends."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+def serving(handler) -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` answered by ``handler`` (a request handler class) until the block ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -55,6 +56,11 @@ def serve_folder(folder: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def serve_folder(folder: Path):
+    """``http://127.0.0.1:PORT`` serving ``folder`` until the block ends."""
+    return serving(functools.partial(_QuietHandler, directory=str(folder)))
 
 
 def closed_port_url() -> str:
@@ -313,3 +319,67 @@ def test_compare_with_published_emulates_their_truncation():
     assert result["mean_signed_lsb"] == pytest.approx(2 / 3)
     off = authors.compare_with_published(output, truncated + np.array([[[0, 0, 1]]], dtype=np.uint8))
     assert off["identical_truncated"] == pytest.approx(2 / 3) and off["max_abs_truncated_lsb"] == 1
+
+
+# -- time limits on a download (issue #27 item 5) --------------------------------------------
+
+
+@contextlib.contextmanager
+def trickle_server(piece: int, every_s: float, total: int = 1 << 20, for_at_most_s: float = 20.0) -> Iterator[str]:
+    """``http://127.0.0.1:PORT``: every path answers ``total`` bytes (said in Content-Length), ``piece`` bytes
+    every ``every_s`` s, and gives up after ``for_at_most_s`` s, so a test never hangs on it."""
+    import time
+    from http.server import BaseHTTPRequestHandler
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(total))
+            self.end_headers()
+            begin, sent = time.monotonic(), 0
+            try:
+                while sent < total and time.monotonic() - begin < for_at_most_s:
+                    self.wfile.write(b"x" * piece)
+                    self.wfile.flush()
+                    sent += piece
+                    time.sleep(every_s)
+            except OSError:  # the client gave up: what the test wants
+                pass
+
+        def log_message(self, format, *args):
+            pass
+
+    with serving(Trickle) as url:
+        yield url
+
+
+def test_a_trickle_that_never_trips_the_read_timeout_is_stalled(tmp_path):
+    import time
+
+    manifest = {"checkpoints/DMPHN_1_2_4/encoder_lv1.pkl": "0" * 64}
+    limits = authors.DownloadLimits(timeout=5, deadline_s=60, min_rate=64 * 1024, window_s=1.0)
+    begin = time.monotonic()
+    with trickle_server(piece=1024, every_s=0.05) as url, pytest.raises(DMPHNError, match=r"stalled at .* KiB/s .*--min-rate"):
+        authors.fetch_files(manifest, url, tmp_path / "cache", limits=limits, progress=False)
+    assert time.monotonic() - begin < 5 and files_under(tmp_path / "cache") == []
+
+
+def test_the_whole_fetch_has_a_deadline(tmp_path):
+    import time
+
+    manifest = {"checkpoints/DMPHN_1_2_4/encoder_lv1.pkl": "0" * 64, "test_samples/000001.png": "1" * 64}
+    limits = authors.DownloadLimits(timeout=5, deadline_s=1.0, min_rate=0)
+    begin = time.monotonic()
+    with trickle_server(piece=4096, every_s=0.05) as url, pytest.raises(DMPHNError, match=r"deadline of 1 s .*--deadline"):
+        authors.fetch_files(manifest, url, tmp_path / "cache", limits=limits, progress=False)
+    assert time.monotonic() - begin < 5 and files_under(tmp_path / "cache") == []
+
+
+def test_the_cli_takes_the_limits(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.ckpt import app
+
+    with trickle_server(piece=512, every_s=0.05) as url:
+        result = CliRunner().invoke(app, ["fetch-authors", "--base-url", url, "--cache", str(tmp_path), "--deadline", "1"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: cannot download") and "deadline" in result.stderr

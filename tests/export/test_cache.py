@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,7 +90,7 @@ def test_a_damaged_entry_is_rebuilt_never_trusted(filled_store_root, damage):
     assert built and rebuilt == path
     assert any("rebuilding" in line for line in lines)
     record = json.loads(store._record(path).read_text())
-    assert record["sha256"] == file_sha256(path) and record["verification"]["passed"]
+    assert record["files"] == {path.name: file_sha256(path)} and record["verification"]["passed"]
 
 
 def test_cached_runner_matches_pytorch_and_builds_once_per_shape(tmp_path, make_checkpoint):
@@ -134,3 +135,65 @@ def test_an_artifact_runtime_with_a_checkpoint_exports_through_the_cache(tmp_pat
     save_checkpoint(path, random_model(1), training={})
     runner = runner_for_model(path, "ort", "cpu", cache=tmp_path / "cache", log=None)
     assert isinstance(runner, CachedArtifactRunner) and runner.inner == "ort"
+
+
+# -- every file of an entry is hashed; a bad entry is rebuilt, never fatal (issue #27 items 1, 7) ----------
+
+def test_every_file_of_an_openvino_entry_is_hashed_and_checked(tmp_path):
+    pytest.importorskip("openvino", reason="the OpenVINO runtime is not installed")
+    model = random_model(1)
+    lines: list[str] = []
+    store = ArtifactStore(tmp_path, log=lines.append)
+    path, _ = store.get(model, "openvino", 1, H, W, "cpu", "fp32")
+    weights = path.with_suffix(".bin")
+    floats = np.frombuffer(weights.read_bytes(), dtype=np.float32) * 1.5  # same size, other weights
+    weights.write_bytes(floats.tobytes())
+    rebuilt, built = store.get(model, "openvino", 1, H, W, "cpu", "fp32")
+    assert built and rebuilt == path and any(weights.name in line and "rebuilding" in line for line in lines)
+    record = json.loads(store._record(path).read_text())
+    assert set(record["files"]) == {path.name, weights.name} and record["files"][weights.name] == file_sha256(weights)
+
+
+def test_an_entry_its_runtime_cannot_load_is_rebuilt_not_fatal(filled_store_root, make_checkpoint):
+    """A record that matches files the runtime rejects (another toolkit wrote both) costs one rebuild."""
+    model = random_model(1)
+    store = ArtifactStore(filled_store_root, log=None)
+    path, _ = store.get(model, "onnx", 1, H, W, "cpu", "fp32")
+    path.write_bytes(b"\x7f" * 4096)
+    record = json.loads(store._record(path).read_text())
+    digest = file_sha256(path)  # the record matches the damaged file, in this toolkit's form and the older one
+    store._record(path).write_text(json.dumps({**record, "files": {path.name: digest}, "sha256": digest}))
+    x = np.random.default_rng(0).random((1, 3, H, W), dtype=np.float32)
+    with CachedArtifactRunner(lambda: model, "ort", store=store) as runner, TorchRunner(lambda: model) as reference:
+        np.testing.assert_allclose(runner.infer(x), reference.infer(x), atol=1e-4)
+        assert runner.built == [path]
+    assert store.get(model, "onnx", 1, H, W, "cpu", "fp32") == (path, False)  # and the next run hits
+
+
+def _killed_writer(destination) -> None:
+    """A child that starts an atomic write at ``destination`` and is SIGKILLed in the middle of it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import os, signal, sys\nfrom dmphn_core.fileio import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_bytes(b'half')\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", code, str(destination)], env=env, timeout=120)
+    assert result.returncode == -signal.SIGKILL
+
+
+def test_temporaries_of_a_killed_export_are_removed_never_a_live_one(filled_store_root):
+    from dmphn_core.fileio import atomic_path
+
+    model = random_model(1)
+    store = ArtifactStore(filled_store_root, log=None)
+    path, _ = store.get(model, "onnx", 1, H, W, "cpu", "fp32")
+    _killed_writer(path.with_name("other.onnx"))
+    left = [p for p in path.parent.iterdir() if p.name.startswith(".other.onnx.")]
+    assert len(left) == 1  # what a SIGKILL leaves
+    with atomic_path(path.with_name("live.onnx")) as live:  # this process is still writing it
+        live.write_bytes(b"in progress")
+        assert store.get(model, "onnx", 1, H, W, "cpu", "fp32") == (path, False)
+        assert not left[0].exists() and live.exists()

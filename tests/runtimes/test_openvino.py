@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -94,6 +95,20 @@ def test_corrupt_ir_is_a_one_line_error(ir, tmp_path):
     shutil.copy(path.with_suffix(".bin"), bad.with_suffix(".bin"))
     with pytest.raises(DMPHNError, match="cannot read OpenVINO IR"):
         OpenVINORunner(bad).activate()
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.99])
+def test_truncated_weights_say_why_not_where(ir, tmp_path, keep):
+    """Issue #27 item 9: OpenVINO's message starts with source locations; the reason is further down."""
+    _, path = ir
+    shutil.copy(path, tmp_path / "cut.xml")
+    weights = path.with_suffix(".bin").read_bytes()
+    (tmp_path / "cut.bin").write_bytes(weights[: int(len(weights) * keep)])
+    with pytest.raises(DMPHNError) as info:
+        OpenVINORunner(tmp_path / "cut.xml").activate()
+    reason = str(info.value).split(": ", 1)[1]
+    assert not re.search(r"\.(cpp|hpp):\d+:?$", reason) and re.search(r"[A-Za-z]{4,}", reason), reason
+    assert "weights" in reason.lower() or "bin" in reason.lower(), reason
 
 
 def test_cpu_only_and_bad_settings():
