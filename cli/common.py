@@ -29,6 +29,9 @@ DEBUG_ENV = "DMPHN_DEBUG"
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 3
 
+#: where dmphn-deblur writes when no -o is given (images keep their names; a video its own)
+DEFAULT_OUTPUT_FOLDER = Path("deblurred")
+
 
 def runtime_help() -> str:
     """``--runtime`` help naming every registered runtime (the registry is the one list)."""

@@ -29,7 +29,7 @@ from typing import Annotated
 import torch
 import typer
 
-from cli.common import MinPsnrOpt, auto_precision_help, new_app, runtime_help, user_errors
+from cli.common import DEFAULT_OUTPUT_FOLDER, MinPsnrOpt, auto_precision_help, new_app, runtime_help, user_errors
 from dmphn_core.authors import resolve_model_alias
 from dmphn_core.errors import DMPHNError
 from dmphn_core.imagecheck import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
@@ -41,7 +41,6 @@ from export.cache import CACHE_ENV
 
 app = new_app(__doc__.splitlines()[0].removeprefix("dmphn-deblur: "))
 
-DEFAULT_OUTPUT_FOLDER = Path("deblurred")
 
 
 def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:

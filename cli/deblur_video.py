@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli.deblur import DEFAULT_OUTPUT_FOLDER
+from cli.common import DEFAULT_OUTPUT_FOLDER
 from dmphn_core.errors import DMPHNError
 from dmphn_core.inference import Deblurrer
 from dmphn_core.video import VideoReader, VideoWriter, deblur_frames, folder_frames, is_video, run_pipeline

@@ -7,11 +7,10 @@ import pytest
 
 from dmphn_core.checkpoint import load_checkpoint
 from dmphn_core.errors import DMPHNError
-from dmphn_core.fileio import file_sha256
 from dmphn_core.precision import PRECISIONS
 from export import auto as auto_module
 from export.auto import AutoRequest, AutoRunner, Candidate, auto_candidates, by_speed, choose, runner_for_request
-from export.cache import ArtifactStore, model_digest
+from export.cache import ArtifactStore, file_hashes, model_digest
 from export.exporter import exporter_for
 from runtimes import runner_class
 from runtimes.torch_eager import TorchRunner
@@ -28,7 +27,7 @@ def _seed_entry(store: ArtifactStore, digest: str, precision: str, psnr_db: floa
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(f"stand-in {precision} graph".encode())
     path.with_name(path.name + ".verified.json").write_text(
-        json.dumps({"sha256": file_sha256(path), "verified_psnr_db": psnr_db}))
+        json.dumps({"files": file_hashes(path, "onnx"), "verified_psnr_db": psnr_db}))
 
 
 @pytest.fixture
