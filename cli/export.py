@@ -1,4 +1,4 @@
-"""dmphn-export: checkpoint -> TorchScript / ONNX / TensorRT / AOTInductor / OpenVINO / Triton repository.
+"""dmphn-export: checkpoint -> TorchScript / ONNX / TensorRT / AOTInductor / OpenVINO / ExecuTorch / Triton repository.
 
 Every export is written to a temporary file beside its destination, run through its
 runtime and compared with PyTorch fp32 (:mod:`export.verify`); only an artifact that
@@ -198,6 +198,41 @@ def openvino(
 
 @app.command()
 @user_errors
+def executorch(
+    checkpoint: CheckpointArg = None,
+    height: HeightOpt = 256,
+    width: WidthOpt = 256,
+    batch: BatchOpt = 1,
+    output: OutputOpt = None,
+    precision: Annotated[str, typer.Option(help="fp32, fp16 or int8 (PT2E post-training quantization)")] = "fp32",
+    calibration: Annotated[Path | None, typer.Option(help="int8: folder of calibration images (default: camera-shake views of bundled photos)")] = None,
+    calibration_samples: Annotated[int, typer.Option(help="int8: calibration images to use")] = 9,
+    keep_float: Annotated[str, typer.Option(help="int8: auto (residual adds and image-space convolutions stay float) or none (quantize everything the XNNPACK quantizer can)")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for verification")] = None,
+    max_abs: MaxAbsOpt = None,
+    min_psnr: MinPsnrOpt = None,
+    report: ReportOpt = None,
+) -> None:
+    """ExecuTorch program (.pte): static torch.export, fully lowered to XNNPACK; verified with the et runner."""
+    from runtimes.executorch import check_executorch_available
+
+    check_precision(precision, exporter_for("executorch").precisions, "ExecuTorch precision")
+    check_executorch_available()
+    if calibration is not None and precision != "int8":
+        raise DMPHNError("--calibration is for --precision int8 only")
+    check_keep_float(keep_float, "--keep-float")
+    model = _load(checkpoint, height, width, batch)
+    output = output or _default_output(model, batch, height, width, "executorch", f"_{precision}")
+    if output.suffix.lower() != ".pte":
+        raise DMPHNError(f"an ExecuTorch program is written as NAME.pte; got {output}")
+    export_verified("executorch", model, output, batch=batch, height=height, width=width, precision=precision,
+                    max_abs=max_abs, min_psnr=min_psnr, report=report, runner_options={"threads": threads},
+                    **({"calibration_dir": calibration, "calibration_samples": calibration_samples,
+                        "keep_float": keep_float} if precision == "int8" else {}))
+
+
+@app.command()
+@user_errors
 def triton(
     checkpoint: CheckpointArg = None,
     height: HeightOpt = 720,
@@ -213,7 +248,7 @@ def triton(
                                                      "else gpu)")] = None,
     precision: Annotated[str | None, typer.Option(help="engine precision for --backend tensorrt (default fp16); "
                                                         "others serve fp32")] = None,
-    python_runtime: Annotated[str, typer.Option(help="runner of --backend python: ort")] = "ort",
+    python_runtime: Annotated[str, typer.Option(help="runner of --backend python: ort or et (ExecuTorch, static batch 1)")] = "ort",
     threads: Annotated[int, typer.Option(help="--backend python: CPU threads per instance (0: runtime default)")] = 0,
 ) -> None:
     """Triton Inference Server model repository: <output>/<model_name>/{config.pbtxt, 1/model.*}."""
