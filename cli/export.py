@@ -31,6 +31,9 @@ MaxAbsOpt = Annotated[float | None, typer.Option("--max-abs", help="verification
 MinPsnrOpt = Annotated[float | None, typer.Option("--min-psnr", help="verification bound on PSNR in dB (default per precision)")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="also write export info and verification as JSON")]
 DynBatchOpt = Annotated[bool, typer.Option("--dynamic-batch/--static-batch", help="leave the batch axis dynamic")]
+CalibrationOpt = Annotated[Path | None, typer.Option(help="int8: folder of calibration images (default: camera-shake views of bundled photos)")]
+CalibrationSamplesOpt = Annotated[int, typer.Option(help="int8: calibration images to use")]
+VerifyThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads for verification")]
 DynHWOpt = Annotated[bool, typer.Option("--dynamic-hw/--static-hw", help="leave H and W dynamic (multiples of the size block)")]
 
 
@@ -161,11 +164,11 @@ def openvino(
     batch: BatchOpt = 1,
     output: OutputOpt = None,
     precision: Annotated[str, typer.Option(help="fp32, bf16, fp16 or int8 (NNCF post-training quantization)")] = "fp32",
-    calibration: Annotated[Path | None, typer.Option(help="int8: folder of calibration images (default: camera-shake views of bundled photos)")] = None,
-    calibration_samples: Annotated[int, typer.Option(help="int8: calibration images to use")] = 9,
+    calibration: CalibrationOpt = None,
+    calibration_samples: CalibrationSamplesOpt = 9,
     accuracy_control: Annotated[bool, typer.Option("--accuracy-control/--no-accuracy-control", help="int8: if the calibration PSNR misses the target, let NNCF revert the costliest layers to float until it holds (slow: many minutes)")] = False,
     keep_float: Annotated[str, typer.Option(help="int8: auto (residual adds and image-space convolutions stay float) or none (quantize everything NNCF can)")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for verification")] = None,
+    threads: VerifyThreadsOpt = None,
     max_abs: MaxAbsOpt = None,
     min_psnr: MinPsnrOpt = None,
     report: ReportOpt = None,
@@ -205,10 +208,10 @@ def executorch(
     batch: BatchOpt = 1,
     output: OutputOpt = None,
     precision: Annotated[str, typer.Option(help="fp32, fp16 or int8 (PT2E post-training quantization)")] = "fp32",
-    calibration: Annotated[Path | None, typer.Option(help="int8: folder of calibration images (default: camera-shake views of bundled photos)")] = None,
-    calibration_samples: Annotated[int, typer.Option(help="int8: calibration images to use")] = 9,
+    calibration: CalibrationOpt = None,
+    calibration_samples: CalibrationSamplesOpt = 9,
     keep_float: Annotated[str, typer.Option(help="int8: auto (residual adds and image-space convolutions stay float) or none (quantize everything the XNNPACK quantizer can)")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for verification")] = None,
+    threads: VerifyThreadsOpt = None,
     max_abs: MaxAbsOpt = None,
     min_psnr: MinPsnrOpt = None,
     report: ReportOpt = None,

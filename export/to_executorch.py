@@ -11,6 +11,8 @@ Precisions:
 * fp32: the model as is.
 * fp16: the model in float16 behind float32 input and output (:class:`Float32IO`); XNNPACK
   computes in fp16 natively only where the CPU has fp16 arithmetic (ARM v8.2+, AVX512-FP16).
+  The two casts at the input and output are the only operators outside the delegate
+  (:data:`FP16_IO_CASTS`: XNNPACK has no conversion node); ExecuTorch's kernels run them.
 * int8: PT2E post-training quantization with ExecuTorch's ``XNNPACKQuantizer`` (per-channel
   symmetric weights, per-tensor activations), calibrated on :func:`export.calibration.calibration_batches`
   (the inputs of the other int8 exporters) at :func:`export.calibration.calibration_shape`
@@ -48,6 +50,9 @@ from .exporter import Exporter
 PRECISIONS = ("fp32", "fp16", "int8")
 #: the one delegate a lowered DMPHN program may call
 DELEGATE = "XnnpackBackend"
+#: what an fp16 program may run outside the delegate: the float32 <-> float16 casts of its input
+#: and output (XNNPACK has no such conversion node; ExecuTorch's kernels do it, once per call)
+FP16_IO_CASTS = ("_to_dim_order_copy.default",)
 
 
 def export_executorch(
@@ -84,7 +89,7 @@ def export_executorch(
         metadata = artifact_metadata(model.config, batch=batch, height=height, width=width, precision=precision,
                                      executorch={"version": executorch_version(), "delegate": DELEGATE},
                                      **({"quantization": info["quantization"]} if "quantization" in info else {}))
-        lowered = _lower(program, metadata)
+        lowered = _lower(program, metadata, allowed=FP16_IO_CASTS if precision == "fp16" else ())
         data = lowered.to_executorch().buffer
     write_bytes_atomic(path, data)
     info["export_seconds"] = round(time.perf_counter() - begin, 2)
@@ -112,14 +117,15 @@ def _export(module: torch.nn.Module, example: torch.Tensor, name: str, dynamic_s
         raise DMPHNError(f"torch.export failed for {name}: {first}") from exc
 
 
-def _lower(program, metadata: dict[str, Any]):
-    """XNNPACK-lowered edge program with the metadata method; refused unless fully delegated."""
+def _lower(program, metadata: dict[str, Any], allowed: tuple[str, ...] = ()):
+    """XNNPACK-lowered edge program with the metadata method; refused unless fully delegated (but ``allowed``)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
                                           constant_methods={EXECUTORCH_METADATA_METHOD: metadata_json(metadata)})
-    leftover = undelegated_ops(lowered.exported_program().graph_module)
+    leftover = [name for name in undelegated_ops(lowered.exported_program().graph_module)
+                if not name.endswith(allowed)]
     if leftover:
         raise DMPHNError(f"the ExecuTorch program is not fully delegated to XNNPACK: {', '.join(leftover)} would "
                          f"run on portable kernels")

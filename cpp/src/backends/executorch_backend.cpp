@@ -2,7 +2,8 @@
 // metadata from the program's constant method "dmphn_json" (a string; dmphn_core/artifact.py).
 //
 // Built against the executorch wheel's headers and shared libraries (libexecutorch,
-// libexecutorch_backend_xnnpack: the delegate registers itself when its library loads).
+// libexecutorch_backend_xnnpack and libexecutorch_kernels_optimized register themselves when
+// they load; the kernels run an fp16 program's float32 <-> float16 casts at input and output).
 // Threads: XNNPACK uses ExecuTorch's process-wide pool, one thread per core; the wheel ships
 // no header to resize it from C++ (threadpool.h is not installed), so the program uses the default.
 #include <executorch/extension/module/module.h>
