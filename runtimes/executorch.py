@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from dmphn_core.artifact import config_of, read_metadata
+from dmphn_core.artifact import EXECUTORCH_METADATA_METHOD, config_of, read_metadata
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 
 from .base import Runner
@@ -101,7 +101,8 @@ class ExecuTorchRunner(Runner):
             raise DMPHNError(f"ExecuTorch program not found: {self.path}")
         self.metadata = read_metadata(self.path, "executorch")
         if not self.metadata:
-            raise DMPHNError(f"{self.path} is not a DMPHN export: it has no {'dmphn_json'!r} metadata method")
+            raise DMPHNError(f"{self.path} is not a DMPHN export: it has no {EXECUTORCH_METADATA_METHOD!r} "
+                             f"metadata method")
         built = self.metadata.get("precision")
         if built != self.precision:
             raise DMPHNError(f"{self.path} is a {built} program; run it at precision {built}, not {self.precision}")
