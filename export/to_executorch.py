@@ -95,9 +95,9 @@ def export_executorch(
     info["export_seconds"] = round(time.perf_counter() - begin, 2)
     info["file_bytes"] = len(data)
     info["log_lines"] = [
-        f"executorch {executorch_version()}: {model.config.name} {batch}x3x{height}x{width} {precision}, fully "
-        f"delegated to XNNPACK in {info['export_seconds']:.1f}s, {len(data) / 2**20:.1f} MiB; metadata in "
-        f"method {EXECUTORCH_METADATA_METHOD!r}",
+        f"executorch {executorch_version()}: {model.config.name} {batch}x3x{height}x{width} {precision}, "
+        f"{'delegated to XNNPACK but the input/output casts' if precision == 'fp16' else 'fully delegated to XNNPACK'} "
+        f"in {info['export_seconds']:.1f}s, {len(data) / 2**20:.1f} MiB; metadata in method {EXECUTORCH_METADATA_METHOD!r}",
     ]
     if "quantization" in info:
         quant = info["quantization"]
