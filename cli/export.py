@@ -1,4 +1,4 @@
-"""dmphn-export: checkpoint -> TorchScript / ONNX / TensorRT / AOTInductor / OpenVINO / Triton repository.
+"""dmphn-export: checkpoint -> TorchScript / ONNX / TensorRT / AOTInductor / OpenVINO / ExecuTorch / Triton repository.
 
 Every export is written to a temporary file beside its destination, run through its
 runtime and compared with PyTorch fp32 (:mod:`export.verify`); only an artifact that
@@ -31,6 +31,9 @@ MaxAbsOpt = Annotated[float | None, typer.Option("--max-abs", help="verification
 MinPsnrOpt = Annotated[float | None, typer.Option("--min-psnr", help="verification bound on PSNR in dB (default per precision)")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="also write export info and verification as JSON")]
 DynBatchOpt = Annotated[bool, typer.Option("--dynamic-batch/--static-batch", help="leave the batch axis dynamic")]
+CalibrationOpt = Annotated[Path | None, typer.Option(help="int8: folder of calibration images (default: camera-shake views of bundled photos)")]
+CalibrationSamplesOpt = Annotated[int, typer.Option(help="int8: calibration images to use")]
+VerifyThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads for verification")]
 DynHWOpt = Annotated[bool, typer.Option("--dynamic-hw/--static-hw", help="leave H and W dynamic (multiples of the size block)")]
 
 
@@ -165,11 +168,11 @@ def openvino(
     batch: BatchOpt = 1,
     output: OutputOpt = None,
     precision: Annotated[str, typer.Option(help="fp32, bf16, fp16 or int8 (NNCF post-training quantization)")] = "fp32",
-    calibration: Annotated[Path | None, typer.Option(help="int8: folder of calibration images (default: camera-shake views of bundled photos)")] = None,
-    calibration_samples: Annotated[int, typer.Option(help="int8: calibration images to use")] = 9,
+    calibration: CalibrationOpt = None,
+    calibration_samples: CalibrationSamplesOpt = 9,
     accuracy_control: Annotated[bool, typer.Option("--accuracy-control/--no-accuracy-control", help="int8: if the calibration PSNR misses the target, let NNCF revert the costliest layers to float until it holds (slow: many minutes)")] = False,
     keep_float: Annotated[str, typer.Option(help="int8: auto (residual adds and image-space convolutions stay float) or none (quantize everything NNCF can)")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for verification")] = None,
+    threads: VerifyThreadsOpt = None,
     max_abs: MaxAbsOpt = None,
     min_psnr: MinPsnrOpt = None,
     report: ReportOpt = None,
@@ -202,6 +205,41 @@ def openvino(
 
 @app.command()
 @user_errors
+def executorch(
+    checkpoint: CheckpointArg = None,
+    height: HeightOpt = 256,
+    width: WidthOpt = 256,
+    batch: BatchOpt = 1,
+    output: OutputOpt = None,
+    precision: Annotated[str, typer.Option(help="fp32, fp16 or int8 (PT2E post-training quantization)")] = "fp32",
+    calibration: CalibrationOpt = None,
+    calibration_samples: CalibrationSamplesOpt = 9,
+    keep_float: Annotated[str, typer.Option(help="int8: auto (residual adds and image-space convolutions stay float) or none (quantize everything the XNNPACK quantizer can)")] = "auto",
+    threads: VerifyThreadsOpt = None,
+    max_abs: MaxAbsOpt = None,
+    min_psnr: MinPsnrOpt = None,
+    report: ReportOpt = None,
+) -> None:
+    """ExecuTorch program (.pte): static torch.export, fully lowered to XNNPACK; verified with the et runner."""
+    from runtimes.executorch import check_executorch_available
+
+    check_precision(precision, exporter_for("executorch").precisions, "ExecuTorch precision")
+    check_executorch_available()
+    if calibration is not None and precision != "int8":
+        raise DMPHNError("--calibration is for --precision int8 only")
+    check_keep_float(keep_float, "--keep-float")
+    model = _load(checkpoint, height, width, batch)
+    output = output or _default_output(model, batch, height, width, "executorch", f"_{precision}")
+    if output.suffix.lower() != ".pte":
+        raise DMPHNError(f"an ExecuTorch program is written as NAME.pte; got {output}")
+    export_verified("executorch", model, output, batch=batch, height=height, width=width, precision=precision,
+                    max_abs=max_abs, min_psnr=min_psnr, report=report, runner_options={"threads": threads},
+                    **({"calibration_dir": calibration, "calibration_samples": calibration_samples,
+                        "keep_float": keep_float} if precision == "int8" else {}))
+
+
+@app.command()
+@user_errors
 def triton(
     checkpoint: CheckpointArg = None,
     height: HeightOpt = 720,
@@ -217,7 +255,7 @@ def triton(
                                                      "else gpu)")] = None,
     precision: Annotated[str | None, typer.Option(help="engine precision for --backend tensorrt (default fp16); "
                                                         "others serve fp32")] = None,
-    python_runtime: Annotated[str, typer.Option(help="runner of --backend python: ort")] = "ort",
+    python_runtime: Annotated[str, typer.Option(help="runner of --backend python: ort or et (ExecuTorch, static batch 1)")] = "ort",
     threads: Annotated[int, typer.Option(help="--backend python: CPU threads per instance (0: runtime default)")] = 0,
 ) -> None:
     """Triton Inference Server model repository: <output>/<model_name>/{config.pbtxt, 1/model.*}."""

@@ -13,6 +13,8 @@ Where each format keeps the metadata (:func:`read_metadata` reads all of them):
 * AOTInductor ``.pt2``: package metadata under ``METADATA_KEY`` (``aoti_load_package().get_metadata()``)
 * TensorRT engine: a JSON sidecar beside the engine (:func:`sidecar_path`)
 * OpenVINO IR: ``rt_info`` of the ``.xml`` under :data:`OPENVINO_RT_INFO_KEY`
+* ExecuTorch ``.pte``: a constant method :data:`EXECUTORCH_METADATA_METHOD` that returns the blob
+  (read through ExecuTorch's pybindings, loading that method only)
 * checkpoint: not an artifact; :mod:`dmphn_core.checkpoint` reads it
 """
 
@@ -37,6 +39,8 @@ OUTPUT_NAME = "deblurred"
 METADATA_KEY = "dmphn.json"
 #: rt_info path of the same JSON blob in an OpenVINO IR.
 OPENVINO_RT_INFO_KEY = ("dmphn", "json")
+#: Name of the constant method of an ExecuTorch program that returns the same JSON blob.
+EXECUTORCH_METADATA_METHOD = "dmphn_json"
 
 #: Artifact format of each file suffix. ``checkpoint`` is the toolkit's own training checkpoint.
 FORMAT_SUFFIXES: dict[str, str] = {
@@ -49,6 +53,7 @@ FORMAT_SUFFIXES: dict[str, str] = {
     ".engine": "tensorrt",
     ".plan": "tensorrt",
     ".xml": "openvino",
+    ".pte": "executorch",
 }
 FORMATS = tuple(dict.fromkeys(FORMAT_SUFFIXES.values()))
 
@@ -233,6 +238,22 @@ def _openvino_metadata(path: Path) -> str | None:
     return None if node is None else node.get("value")
 
 
+def _executorch_metadata(path: Path) -> str | None:
+    try:
+        from executorch.extension.pybindings import portable_lib
+    except ImportError:
+        raise DMPHNError(f"reading {path} needs executorch (pip install 'dmphn-deploy[edge]')") from None
+    try:
+        program = portable_lib._load_program(str(path))
+        if EXECUTORCH_METADATA_METHOD not in [program.get_method_name(i) for i in range(program.num_methods())]:
+            return None
+        values = program.load_method(EXECUTORCH_METADATA_METHOD).call([])
+    except Exception as exc:  # noqa: BLE001 - the pybindings raise RuntimeError with the runtime's status
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DMPHNError(f"cannot read ExecuTorch program {path}: {first}") from None
+    return values[0] if values and isinstance(values[0], str) else None
+
+
 def read_metadata(path: str | os.PathLike, fmt: str | None = None) -> dict[str, Any] | None:
     """The DMPHN metadata an artifact carries (None when it has none), read without loading a runtime."""
     path = Path(path)
@@ -251,6 +272,8 @@ def read_metadata(path: str | os.PathLike, fmt: str | None = None) -> dict[str, 
         return parse_metadata(raw, sidecar)
     elif fmt == "openvino":
         raw = _openvino_metadata(path)
+    elif fmt == "executorch":
+        raw = _executorch_metadata(path)
     elif fmt == "checkpoint":
         return None
     else:
@@ -266,7 +289,8 @@ def config_of(metadata: dict[str, Any] | None) -> DMPHNConfig | None:
 
 
 __all__ = [
-    "FORMATS", "FORMAT_SUFFIXES", "INPUT_NAME", "METADATA_KEY", "OPENVINO_RT_INFO_KEY", "OUTPUT_NAME",
-    "artifact_files", "artifact_metadata", "companion_paths", "config_of", "detect_format", "is_torchscript_archive", "metadata_json", "onnx_model_metadata",
+    "EXECUTORCH_METADATA_METHOD", "FORMATS", "FORMAT_SUFFIXES", "INPUT_NAME", "METADATA_KEY", "OPENVINO_RT_INFO_KEY",
+    "OUTPUT_NAME", "artifact_files", "artifact_metadata", "companion_paths", "config_of", "detect_format",
+    "is_torchscript_archive", "metadata_json", "onnx_model_metadata",
     "parse_metadata", "read_metadata", "sidecar_path",
 ]

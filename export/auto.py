@@ -30,7 +30,7 @@ from dmphn_core.precision import PRECISION_TABLE, PRECISIONS
 from runtimes import resolve, runner_class, runner_classes
 from runtimes.base import Runner
 
-from .cache import ArtifactStore, PerShapeRunner, artifact_cache_dir, runner_for_model
+from .cache import ArtifactStore, PerShapeRunner, artifact_cache_dir, auto_rank_of, runner_for_model
 from .exporter import exporter_for, exporters
 from .speed_table import TableKey, measured_speeds, speed_table_dir
 
@@ -77,19 +77,22 @@ def auto_candidates(device: str, request: AutoRequest) -> tuple[list[Candidate],
     found, skipped = [], []
     for key, cls in runner_classes().items():
         named = request.runtime != AUTO
-        if (named and key != request.runtime) or (not named and device not in cls.auto_rank):
+        if named and key != request.runtime:
             continue
         if cls.artifact_format not in exporters():
             continue
         exporter = exporter_for(cls.artifact_format)
         for precision in request.precisions:
+            rank = auto_rank_of(cls, device, precision)
+            if not named and rank is None:
+                continue
             if precision not in exporter.precisions or precision not in cls.precisions or device not in exporter.devices:
                 continue
             reason = cls.unavailable_reason(device, precision) or cls.emulation_reason(device, precision)
             if reason:
                 skipped.append(f"{key} {precision}: {reason}")
                 continue
-            found.append(Candidate(key, precision, (cls.auto_rank.get(device, 0), PRECISION_TABLE[precision].bits)))
+            found.append(Candidate(key, precision, (rank or 0, PRECISION_TABLE[precision].bits)))
     return sorted(found, key=lambda c: c.declared), skipped
 
 

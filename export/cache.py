@@ -301,6 +301,11 @@ class CachedArtifactRunner(PerShapeRunner):
         return {**super().describe(), "runtime": self.inner, "cache": str(self.store.root)}
 
 
+def auto_rank_of(cls: type[Runner], device: str, precision: str) -> int | None:
+    """A runner's ``auto_rank`` for ``device`` at ``precision``: ``"device:precision"`` wins over ``"device"``."""
+    return cls.auto_rank.get(f"{device}:{precision}", cls.auto_rank.get(device))
+
+
 def pick_fast_runtime(device: str, precision: str) -> tuple[str, str]:
     """``(runtime, why)``: the fastest exported runtime that can run here, or per-patch PyTorch.
 
@@ -308,8 +313,8 @@ def pick_fast_runtime(device: str, precision: str) -> tuple[str, str]:
     among this toolkit's fast paths; lower first), offer ``precision`` and are installed here.
     """
     candidates = sorted(
-        (cls.auto_rank[device], key) for key, cls in runner_classes().items()
-        if device in cls.auto_rank and cls.artifact_format in exporters()
+        (rank, key) for key, cls in runner_classes().items()
+        if (rank := auto_rank_of(cls, device, precision)) is not None and cls.artifact_format in exporters()
     )
     skipped = []
     for _, key in candidates:

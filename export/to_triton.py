@@ -63,7 +63,8 @@ BACKENDS = {
 BACKEND_ALIASES = {"onnx": "onnxruntime", "trt": "tensorrt"}
 #: Runners the python backend can run: runtime key -> artifact file in the version folder.
 #: OpenVINO hook: add ``"openvino": "model.xml"`` and its export in ``_write_model_file``.
-PYTHON_RUNTIMES = {"ort": "model.onnx"}
+#: ``et``: a static batch-1 ExecuTorch program; model.py runs a Triton batch through it image by image.
+PYTHON_RUNTIMES = {"ort": "model.onnx", "et": "model.pte"}
 PYTHON_MODEL = Path(__file__).with_name("triton_assets") / "model.py"
 KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 VERSION = "1"
@@ -199,7 +200,7 @@ def write_triton_repository(
         version_dir.mkdir()
         artifact = version_dir / (PYTHON_RUNTIMES[runtime] if backend == "python" else BACKENDS[backend][1])
         lines += _write_model_file(model, artifact, backend=backend, height=height, width=width, max_batch=max_batch,
-                                   precision=precision)
+                                   precision=precision, runtime=runtime)
         if backend == "python":
             shutil.copyfile(PYTHON_MODEL, version_dir / "model.py")
         (staging / "config.pbtxt").write_text(text_format.MessageToString(config))
@@ -222,12 +223,15 @@ def write_triton_repository(
 
 
 def _write_model_file(model: DMPHN, artifact: Path, *, backend: str, height: int, width: int, max_batch: int,
-                      precision: str) -> list[str]:
+                      precision: str, runtime: str = "ort") -> list[str]:
     """Export into ``artifact`` through :func:`export.exporter.export_verified`; raise if verification fails."""
     from .exporter import ExportFailed, export_verified
 
     lines: list[str] = []
-    if backend in ("onnxruntime", "python"):
+    if backend == "python" and runtime == "et":
+        fmt, device, batch, artifact_precision, options = "executorch", "cpu", 1, "fp32", {}
+        shapes = [(1, height, width)]
+    elif backend in ("onnxruntime", "python"):
         # dynamic batch, verified on the CPU: batch 2 proves the axis
         fmt, device, batch, artifact_precision, options = "onnx", "cpu", 1, "fp32", {"dynamic_batch": True}
         shapes = [(1, height, width)] + ([(2, height, width)] if max_batch > 1 else [])

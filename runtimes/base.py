@@ -56,7 +56,8 @@ class Runner(abc.ABC):
     #: position in reports and in ``--runtime all`` (lower first)
     rank: ClassVar[int] = 100
     #: place among the fast fp32-faithful paths that ``--runtime auto`` tries, per device (lower
-    #: first, from this project's benchmarks); a device missing here is never picked automatically
+    #: first, from this project's benchmarks); a device missing here is never picked automatically.
+    #: A ``"device:precision"`` key (e.g. ``"cpu:int8"``) overrides the device's rank at that precision
     auto_rank: ClassVar[dict[str, int]] = {}
     #: what it talks to when it is a client of a service rather than a runner of a file or module
     #: (the benchmark matrix then lists it as skipped, naming this)

@@ -2,6 +2,7 @@
 # Make .venv from nothing and install the toolkit with its test tools.
 #   CPU host: a pinned CPU torch first (an unpinned torch would pull a multi-GB CUDA build).
 #   CUDA host (nvidia-smi sees a GPU): the CUDA torch and the [gpu] extra.
+#   Both: the [edge] extra (ExecuTorch; DMPHN_SKIP_EDGE=1 skips it, and its tests then say so).
 #   Then the C++ part's system packages (scripts/install_cpp_deps.sh; DMPHN_SKIP_CPP_DEPS=1 skips).
 # Override with TORCH_SPEC (e.g. "torch==2.11.0").
 set -euo pipefail
@@ -22,6 +23,11 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
 else
     $PIP install -q ${TORCH_SPEC:-torch==2.13.0}
     $PIP install -q -e ".[dev]"
+fi
+# ExecuTorch (runner `et`, C++ backend executorch): an extra because of its size, installed here
+# so that the tests of the edge path run rather than skip.
+if [ "${DMPHN_SKIP_EDGE:-0}" != 1 ]; then
+    $PIP install -q -e ".[edge]"
 fi
 # The C++ part's system packages and ONNX Runtime headers (tests/cpp builds cpp/): an explicit
 # step here, so that pytest never runs apt. Optional: without root or apt it only warns.

@@ -8,7 +8,7 @@
 
 namespace dmphn {
 
-std::vector<std::string> known_backends() { return {"torchscript", "aoti", "onnxruntime", "tensorrt", "openvino"}; }
+std::vector<std::string> known_backends() { return {"torchscript", "aoti", "onnxruntime", "tensorrt", "openvino", "executorch"}; }
 
 std::vector<std::string> compiled_backends() {
   std::vector<std::string> names;
@@ -27,6 +27,9 @@ std::vector<std::string> compiled_backends() {
 #ifdef DMPHN_WITH_OPENVINO
   names.emplace_back("openvino");
 #endif
+#ifdef DMPHN_WITH_EXECUTORCH
+  names.emplace_back("executorch");
+#endif
   return names;
 }
 
@@ -38,9 +41,10 @@ std::string backend_for_path(const std::string& path) {
   if (suffix == ".onnx") return "onnxruntime";
   if (suffix == ".engine" || suffix == ".plan") return "tensorrt";
   if (suffix == ".xml") return "openvino";
+  if (suffix == ".pte") return "executorch";
   throw Error("cannot tell the backend from the suffix of " + path +
-              " (.pt/.ts torchscript, .pt2 aoti, .onnx onnxruntime, .engine/.plan tensorrt, .xml openvino); "
-              "pass --backend");
+              " (.pt/.ts torchscript, .pt2 aoti, .onnx onnxruntime, .engine/.plan tensorrt, .xml openvino, "
+              ".pte executorch); pass --backend");
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& name) {
@@ -59,6 +63,9 @@ std::unique_ptr<Backend> make_backend(const std::string& name) {
 #ifdef DMPHN_WITH_OPENVINO
   if (name == "openvino") return make_openvino_backend();
 #endif
+#ifdef DMPHN_WITH_EXECUTORCH
+  if (name == "executorch") return make_executorch_backend();
+#endif
   std::string compiled;
   for (const auto& backend : compiled_backends()) compiled += (compiled.empty() ? "" : ", ") + backend;
   if (compiled.empty()) compiled = "none";
@@ -67,7 +74,7 @@ std::unique_ptr<Backend> make_backend(const std::string& name) {
     throw Error("backend " + name + " was not compiled into this build (its SDK was not found at configure time; "
                 "see the cmake output); compiled backends: " + compiled);
   }
-  throw Error("unknown backend " + name + "; use one of torchscript, aoti, onnxruntime, tensorrt, openvino (compiled: " +
+  throw Error("unknown backend " + name + "; use one of torchscript, aoti, onnxruntime, tensorrt, openvino, executorch (compiled: " +
               compiled + ")");
 }
 

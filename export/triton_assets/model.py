@@ -5,7 +5,7 @@ toolkit must be importable by the backend's Python (``dmphn-serve`` puts it on P
 in a Triton container, ``pip install`` it there).
 
 The config's ``parameters`` say what to run: ``runtime`` (a runner key of
-``runtimes.runner_class``: ``ort`` now, ``openvino`` once that runner is registered),
+``runtimes.runner_class``: ``ort``, or ``et`` for an ExecuTorch program of batch 1),
 ``artifact`` (a file beside this one), ``precision`` and ``threads`` (0: the runtime's
 default). Dynamic batching hands ``execute`` several requests at once; their images are
 run as one batch, in chunks of the artifact's batch when that is fixed.

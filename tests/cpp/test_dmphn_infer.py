@@ -228,6 +228,26 @@ def test_openvino_parity_on_photo(dmphn_infer, compiled_backends, tmp_path):
     assert_close(raw, python_deblur(model, image), "openvino C++ vs PyTorch")
 
 
+def test_executorch_parity_on_photo(dmphn_infer, compiled_backends, tmp_path):
+    if "executorch" not in compiled_backends:
+        try:
+            import executorch  # noqa: F401
+        except ImportError:
+            pytest.skip("the executorch backend was not compiled: executorch is not installed "
+                        "(pip install 'dmphn-deploy[edge]'; scripts/setup.sh does)")
+        pytest.fail("executorch is installed but the executorch backend was not compiled; see the cmake output")
+    from export.to_executorch import export_executorch
+
+    # two levels: lowering a 4-level DMPHN to XNNPACK takes minutes on 2 cores, and no C++ path differs
+    model = random_model(levels="1-2", seed=5)
+    height, width = model.geometry.padded_size(*SMALL_HW)
+    path = tmp_path / "m2.pte"
+    export_executorch(model, path, batch=1, height=height, width=width)
+    image = write_photo(tmp_path / "photo.png", *SMALL_HW)
+    raw = deblur_cpp(dmphn_infer, path, image, tmp_path)
+    assert_close(raw, python_deblur(model, image), "executorch C++ vs PyTorch")
+
+
 @requires_cuda
 def test_torchscript_cuda_parity(dmphn_infer, tmp_path):
     from export.to_torchscript import export_torchscript

@@ -278,6 +278,21 @@ def test_python_model_runs_a_fixed_batch_artifact_in_chunks(python_repository, m
     instance.finalize()
 
 
+def test_python_backend_serves_an_executorch_program_image_by_image(tmp_path, monkeypatch):
+    pytest.importorskip("executorch", reason="executorch is not installed (pip install 'dmphn-deploy[edge]')")
+    model = random_model(1, seed=4)
+    write_triton_repository(model, tmp_path, backend="python", height=H, width=W, max_batch=2, runtime="et",
+                            threads=1)
+    assert sorted(p.name for p in (tmp_path / "dmphn" / "1").iterdir()) == ["model.pte", "model.py"]
+    instance = _load_python_model(tmp_path, monkeypatch)
+    assert instance.runner.runtime == "et" and instance.fixed_batch == 1  # a static batch-1 program
+    x = np.random.default_rng(2).random((2, 3, H, W), dtype=np.float32)
+    (response,) = instance.execute([{INPUT_NAME: _FakeTritonUtils.Tensor(INPUT_NAME, x)}])
+    assert response.error is None
+    assert np.abs(response.output_tensors[0].array - reference_output(model, x)).max() <= 1e-4
+    instance.finalize()
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -31,12 +31,12 @@ class Backend {
   ArtifactMetadata metadata_;
 };
 
-// Backends this build holds, in a fixed order: torchscript, aoti, onnxruntime, tensorrt, openvino.
+// Backends this build holds, in a fixed order: torchscript, aoti, onnxruntime, tensorrt, openvino, executorch.
 std::vector<std::string> compiled_backends();
 // Every backend name the program knows, compiled or not.
 std::vector<std::string> known_backends();
 // Backend for a file suffix: .pt/.ts torchscript, .pt2 aoti, .onnx onnxruntime,
-// .engine/.plan tensorrt, .xml openvino. Throws dmphn::Error for any other suffix.
+// .engine/.plan tensorrt, .xml openvino, .pte executorch. Throws dmphn::Error for any other suffix.
 std::string backend_for_path(const std::string& path);
 // A fresh backend; throws dmphn::Error naming why when it is unknown or not compiled in.
 std::unique_ptr<Backend> make_backend(const std::string& name);

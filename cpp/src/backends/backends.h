@@ -22,5 +22,8 @@ std::unique_ptr<Backend> make_tensorrt_backend();
 #ifdef DMPHN_WITH_OPENVINO
 std::unique_ptr<Backend> make_openvino_backend();
 #endif
+#ifdef DMPHN_WITH_EXECUTORCH
+std::unique_ptr<Backend> make_executorch_backend();
+#endif
 
 }  // namespace dmphn

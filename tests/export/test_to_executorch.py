@@ -1,0 +1,93 @@
+"""ExecuTorch export: delegation check, int8 keep-float recipe, fp16, the CLI, nothing half-written."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("executorch", reason="executorch is not installed (pip install 'dmphn-deploy[edge]')")
+
+from dmphn_core.artifact import read_metadata  # noqa: E402
+from dmphn_core.errors import DMPHNError  # noqa: E402
+from export.exporter import ExportFailed, export_verified, exporter_for  # noqa: E402
+from export.to_executorch import _lower, export_executorch, image_space_convolutions  # noqa: E402
+from export.verify import inputs_for, reference_output  # noqa: E402
+from runtimes.compare import psnr_db  # noqa: E402
+from runtimes.executorch import ExecuTorchRunner  # noqa: E402
+from tests.conftest import random_model  # noqa: E402
+
+H, W = 32, 64
+
+
+def _demo_model():
+    from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
+
+    return load_checkpoint(DEMO_CHECKPOINT).build_model()
+
+
+def test_exporter_is_declared_for_the_cpu():
+    exporter = exporter_for("executorch")
+    assert exporter.runtime == "et" and exporter.suffix == ".pte" and exporter.devices == ("cpu",)
+    assert exporter.precisions == ("fp32", "fp16", "int8")
+
+
+def test_a_graph_with_ops_xnnpack_lacks_is_refused_naming_them():
+    class Cumulative(torch.nn.Module):
+        def forward(self, x):
+            return torch.cumsum(x, dim=1) + 1.0
+
+    program = torch.export.export(Cumulative(), (torch.rand(1, 3, 4, 4),))
+    with pytest.raises(DMPHNError, match=r"not fully delegated to XNNPACK: .*cumsum"):
+        _lower(program, {"model": "none"})
+
+
+def test_image_space_convolutions_are_the_first_and_last_of_each_level():
+    model = random_model("1-2", seed=1)
+    graph = torch.export.export(model.eval(), (torch.rand(1, 3, H, W),)).module()
+    # each level: the encoder's first convolution (3 -> C) and the decoder's last (C -> 3)
+    assert len(image_space_convolutions(graph)) == 2 * model.config.levels
+
+
+def test_int8_keeps_adds_and_image_space_convolutions_float(tmp_path):
+    model = _demo_model()
+    path = tmp_path / "int8.pte"
+    info = export_executorch(model, path, batch=1, height=H, width=W, precision="int8", calibration_samples=2)
+    quant = info["quantization"]
+    assert quant["keep_float"] == "auto" and quant["float_op_types"] == ["add"]
+    assert len(quant["float_convolutions"]) == 2 * model.config.levels
+    assert quant["calibration_shape"] == [1, 3, H, W] and quant["calibration_batches"] == 2
+    assert read_metadata(path)["quantization"]["float_convolutions"] == quant["float_convolutions"]
+    plain = tmp_path / "plain.pte"
+    export_executorch(model, plain, batch=1, height=H, width=W, precision="int8", calibration_samples=2,
+                      keep_float="none")
+    x = inputs_for("int8", 1, H, W)[0][1]
+    ref = reference_output(model, x)
+    scores = {}
+    for name, artifact in (("auto", path), ("none", plain)):
+        with ExecuTorchRunner(artifact, precision="int8") as runner:
+            scores[name] = psnr_db(runner.infer(x), ref)
+    # quantized, so not float-exact, yet the same picture (a broken graph gives < 15 dB)
+    assert all(20.0 < score < 80.0 for score in scores.values()), scores
+    # the quantized-everything program is smaller: more int8 weights
+    assert plain.stat().st_size < path.stat().st_size
+
+
+def test_fp16_passes_its_bar_and_a_failed_verification_writes_nothing(tmp_path):
+    model = random_model(1, seed=2)
+    info, verification = export_verified("executorch", model, tmp_path / "half.pte", batch=1, height=H, width=W,
+                                         precision="fp16", log=None)
+    assert verification.passed and info["precision"] == "fp16"
+    assert read_metadata(tmp_path / "half.pte")["precision"] == "fp16"
+    with pytest.raises(ExportFailed, match="was not written"):
+        export_verified("executorch", model, tmp_path / "strict.pte", batch=1, height=H, width=W,
+                        precision="fp16", min_psnr=300.0, log=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["half.pte"]
+
+
+def test_bad_settings_are_one_line_errors(tmp_path):
+    model = random_model(1)
+    with pytest.raises(DMPHNError, match="unknown or unsupported executorch precision 'bf16'"):
+        export_verified("executorch", model, tmp_path / "m.pte", batch=1, height=H, width=W, precision="bf16")
+    with pytest.raises(DMPHNError, match="keep_float must be auto or none"):
+        export_executorch(model, tmp_path / "m.pte", batch=1, height=H, width=W, precision="int8", keep_float="some")
+    assert not list(tmp_path.iterdir())
