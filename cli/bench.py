@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +20,9 @@ from benchmarks.parity import load_frames, run_parity, run_parity_on_frames
 from benchmarks.prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
 from benchmarks.report import (
     add_speedups,
+    append_jsonl,
     bench_markdown,
+    latest_rows,
     noise_warning,
     parity_markdown,
     plot_latency,
@@ -97,7 +102,9 @@ def bench(
     shape: Annotated[list[str] | None, typer.Option(help="HxW, repeatable (default 256x256)")] = None,
     batch: Annotated[list[int] | None, typer.Option(help="batch size, repeatable (default 1)")] = None,
     warmup: Annotated[int, typer.Option(help="untimed calls before timing")] = 3,
-    iters: Annotated[int, typer.Option(help="timed calls")] = 10,
+    iters: Annotated[int, typer.Option(help="timed calls per row per round")] = 10,
+    rounds: Annotated[int, typer.Option(help="round-robin rounds: every row is timed once per round; a row's p50 is the min of its round medians")] = 3,
+    keep_active: Annotated[bool, typer.Option("--keep-active/--release-between-rounds", help="keep every runner loaded across rounds, or free each after its turn (less memory with many large rows; re-activated and warmed up every round)")] = True,
     threads: ThreadsOpt = None,
     compile_mode: CompileModeOpt = "default",
     cuda_graph: CudaGraphOpt = False,
@@ -109,14 +116,15 @@ def bench(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="write rows as CSV")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG plot of latency by runtime and shape")] = None,
     inputs: Annotated[Path | None, typer.Option("--inputs", help="time on these frames (the first `batch` of them) instead of random data; --shape defaults to their size")] = None,
+    jsonl: Annotated[Path | None, typer.Option("--jsonl", help="append each row as one JSON line as soon as it is known (skipped/failed rows at once, a 'partial' row after each round, then the final row), so a run cut short keeps what finished")] = None,
 ) -> None:
     """Time runtimes on one set of inputs: mean/p50/p90/p99/min, throughput, memory, roofline."""
     device = _device(device)
     frames = torch.from_numpy(np.concatenate([x for _, x in load_frames(inputs)])) if inputs is not None else None
     if frames is not None and not shape:
         shape = [f"{frames.shape[-2]}x{frames.shape[-1]}"]
-    if warmup < 0 or iters < 1:
-        raise DMPHNError("--warmup must be >= 0 and --iters >= 1")
+    if warmup < 0 or iters < 1 or rounds < 1:
+        raise DMPHNError("--warmup must be >= 0, --iters and --rounds >= 1")
     _set_threads(threads)
     specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated)
     settings = BenchSettings(
@@ -124,20 +132,66 @@ def bench(
         batches=batch or [1],
         warmup=warmup,
         iters=iters,
+        rounds=rounds,
+        keep_active=keep_active,
         threads=threads,
         peak_flops={p: peak_tflops * 1e12 for p in parse_precisions(precision)} if peak_tflops else None,
         frames=frames,
         frames_label=f"frames of {inputs}" if inputs is not None else "",
     )
+    if jsonl is not None:
+        jsonl.parent.mkdir(parents=True, exist_ok=True)
+    streamed: list[dict] = []
+
+    def on_row(row: dict) -> None:
+        streamed.append(row)
+        if jsonl is not None:
+            append_jsonl(jsonl, row)
+
     folder, temp = _workdir(workdir)
     try:
-        rows = run_benchmark(specs, ArtifactCache(checkpoint, folder), settings, machine_info(device))
+        with _sigterm_as_interrupt():
+            rows = run_benchmark(specs, ArtifactCache(checkpoint, folder), settings, machine_info(device),
+                                 on_row=on_row)
+    except KeyboardInterrupt:
+        # A run stopped by Ctrl-C or `timeout`: the reports still get every row known so far.
+        rows = latest_rows(streamed)
+        _write_reports(rows, markdown, json_path, csv_path, plot)
+        raise fail(f"interrupted: the reports hold the {len(rows)} row(s) known so far (partial rows: rounds done)", 130) from None
     finally:
         if temp is not None:
             temp.cleanup()
     add_speedups(rows)
+    print(_write_reports(rows, markdown, json_path, csv_path, plot))
+    warning = noise_warning(rows)
+    if warning:
+        print(warning, file=sys.stderr)
+    errors = [r for r in rows if r["status"] == "error"]
+    if errors:
+        raise fail(f"{len(errors)} runtime(s) failed: " + "; ".join(f"{r['runner']}: {r['reason']}" for r in errors), 1)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (e.g. from `timeout`) raises KeyboardInterrupt, so the rows known so far are written."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _write_reports(rows: list[dict], markdown: Path | None, json_path: Path | None, csv_path: Path | None,
+                   plot: Path | None) -> str:
+    """Write each report asked for (each whole or not at all) and return the markdown table."""
     table = bench_markdown(rows)
-    print(table)
     if markdown:
         write_text_atomic(markdown, table)
     if json_path:
@@ -146,12 +200,7 @@ def bench(
         write_csv(csv_path, rows)
     if plot:
         plot_latency(plot, rows)
-    warning = noise_warning(rows)
-    if warning:
-        print(warning, file=sys.stderr)
-    errors = [r for r in rows if r["status"] == "error"]
-    if errors:
-        raise fail(f"{len(errors)} runtime(s) failed: " + "; ".join(f"{r['runner']}: {r['reason']}" for r in errors), 1)
+    return table
 
 
 @parity_app.command()
