@@ -21,7 +21,8 @@ from runtimes.base import Runner
 
 from .prepare import ArtifactCache, RunnerSpec, make_runner
 from .report import add_speedups
-from .timing import PeakMemory, measure_peak_flops, summarize_rounds, time_calls, warm_up
+from .peak import Ceiling, ceiling_for, floor_verdict
+from .timing import PeakMemory, summarize_rounds, time_calls, warm_up
 
 #: Called with each row as soon as it is known (see :func:`run_benchmark`).
 RowCallback = Callable[[dict[str, Any]], None]
@@ -42,7 +43,7 @@ class BenchSettings:
     keep_active: bool = True
     threads: int | None = None
     seed: int = 0
-    #: FLOP/s ceiling per precision; measured on the device when absent.
+    #: FLOP/s ceiling per precision; the instruction-set peak (benchmarks.peak) when absent.
     peak_flops: dict[str, float] | None = None
     #: Real frames to time on, (N, 3, H, W) float32 (e.g. the authors' GoPro frames); random when None.
     frames: torch.Tensor | None = None
@@ -125,6 +126,31 @@ def run_benchmark(
         if slot.row["status"] == "ok":
             emit(slot.row)
     return rows
+
+
+def prepare_artifacts(specs: Iterable[RunnerSpec], cache: ArtifactCache, settings: BenchSettings,
+                      progress: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Build (export and verify) every artifact a run of ``specs`` would time, and time nothing.
+
+    Run it under a shared CPU lock before the timed run, so the timed run only times; returns
+    one ``{"runner", "height", "width", "batch", "status", "build_s" | "reason"}`` per pair.
+    """
+    results = []
+    for batch in settings.batches:
+        for height, width in settings.shapes:
+            cache.model.config.geometry.check_size(height, width)
+            for spec in specs:
+                result: dict[str, Any] = {"runner": spec.label, "batch": batch, "height": height, "width": width}
+                try:
+                    _, build_s = make_runner(spec, cache, batch, height, width, settings.threads)
+                    result.update(status="ok", build_s=build_s)
+                    progress(f"ready {spec.label} batch {batch} {height}x{width}"
+                             + (f" (built in {build_s:.1f} s)" if build_s is not None else ""))
+                except RuntimeUnavailable as exc:
+                    result.update(status="skipped", reason=str(exc))
+                    progress(f"skip  {spec.label}: {exc}")
+                results.append(result)
+    return results
 
 
 def _plan(specs: list[RunnerSpec], cache: ArtifactCache, settings: BenchSettings, machine: dict[str, Any]) -> list[_Slot]:
@@ -214,7 +240,7 @@ def _timed(slot: _Slot, loads: list[list[float]], settings: BenchSettings) -> di
 def _finish(slots: list[_Slot], loads: list[list[float]], settings: BenchSettings,
             progress: Callable[[str], None]) -> None:
     """Final figures of every timed row: latency over the rounds, throughput, compute floor."""
-    peaks: dict[tuple[str, str], float] = {}
+    ceilings: dict[tuple[str, str], Ceiling] = {}
     for slot in slots:
         if not slot.live:
             continue
@@ -227,12 +253,16 @@ def _finish(slots: list[_Slot], loads: list[list[float]], settings: BenchSetting
         )
         spec = slot.spec
         key = (spec.device, spec.precision)
-        if spec.precision != "int8":  # no int8 ceiling is measured: leave its floor blank, not borrowed
-            if key not in peaks:
-                peaks[key] = (settings.peak_flops or {}).get(spec.precision) or measure_peak_flops(*key)
-            floor_ms = slot.flops / peaks[key] * 1e3
-            row.update(peak_tflops=peaks[key] / 1e12, floor_ms=floor_ms, floor_ratio=row["p50_ms"] / floor_ms)
-        floor_text = f", {row['floor_ratio']:.1f}x the compute floor" if "floor_ratio" in row else ""
+        if key not in ceilings:
+            ceilings[key] = ceiling_for(*key, settings.thread_count, (settings.peak_flops or {}).get(spec.precision))
+        floor_ms = slot.flops / ceilings[key].flops_per_s * 1e3
+        row.update(peak_tflops=ceilings[key].flops_per_s / 1e12, floor_basis=ceilings[key].basis, floor_ms=floor_ms,
+                   floor_ratio=row["p50_ms"] / floor_ms)
+        verdict = floor_verdict(row["floor_ratio"])
+        if verdict:
+            row["floor_note"] = verdict
         rounds_text = ", ".join(f"{m:.2f}" for m in row["round_p50_ms"])
         progress(f"{spec.label} {row['height']}x{row['width']}: p50 {row['p50_ms']:.2f} ms "
-                 f"(round medians {rounds_text}; spread {row['round_spread']:.2f}){floor_text}")
+                 f"(round medians {rounds_text}; spread {row['round_spread']:.2f}), "
+                 f"{row['floor_ratio']:.1f}x the compute floor ({ceilings[key].basis})"
+                 + (f": {verdict}" if verdict else ""))

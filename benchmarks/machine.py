@@ -23,9 +23,11 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-#: CPU features that decide what reduced precision costs on a CPU: AMX tiles (bf16, int8),
-#: AVX-512 bf16 dot products and VNNI int8 dot products, and the AVX2 baseline.
-ISA_FEATURES = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
+#: CPU features that decide what each precision costs on a CPU (and its peak, benchmarks.peak):
+#: AMX tiles (bf16, int8, fp16), AVX-512 bf16/fp16 arithmetic, VNNI int8 dot products (512- and
+#: 256-bit), and the AVX-512 / AVX2 FMA baselines.
+ISA_FEATURES = ("amx_bf16", "amx_int8", "amx_fp16", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni",
+                "avx512f", "avx2", "fma")
 
 
 def cpu_features(cpuinfo: str | None = None) -> dict[str, bool]:

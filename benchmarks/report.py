@@ -136,6 +136,8 @@ def _status(row: dict[str, Any]) -> str:
     flags = []
     if row.get("noisy"):
         flags.append(f"**noisy** (p50/min {row['p50_over_min']:.2f}, p90/p50 {row['p90_over_p50']:.2f})")
+    if row.get("floor_note", "").startswith("beats"):
+        flags.append(f"**beats floor** ({row['floor_note']})")
     if row.get("rounds_disagree"):
         flags.append(f"**rounds disagree** ({row['round_spread']:.2f})")
     return ", ".join(["ok", *flags])
@@ -176,14 +178,18 @@ def bench_markdown(rows: list[dict[str, Any]]) -> str:
         "Rows are timed round-robin (every row once per round); p50: the min of the row's round medians, "
         f"spread: slowest round median over fastest, **rounds disagree** above {ROUND_AGREEMENT_LIMIT} (load came "
         "and went). mean/p90/p99/min: every call of every round, ms (CUDA: CUDA events; CPU: wall clock). "
-        "floor: model FLOPs over the matmul rate measured on this device at this precision; "
-        "×floor: p50 over that floor. vs ref: p50 of the per-patch PyTorch reference (fp32) over this row's, same run. "
+        "floor: the model's direct-convolution FLOPs at the peak rate of the widest instruction set this "
+        "device has for the row's precision (basis below); ×floor: p50 over that floor, below 1 only with fewer "
+        "multiplies than direct convolution (Winograd: up to 2.25x), flagged **beats floor** below 1/2.25. vs ref: p50 of the per-patch PyTorch reference (fp32) over this row's, same run. "
         "peak MB: peak resident (CPU) or device (CUDA) memory above the level before loading. "
         "build s: artifact export/compile time (torch.compile: first-call compile), not in the latency. "
         f"noisy: p50/min or p90/p50 above {SPREAD_LIMIT} (a busy machine); do not trust that row's ratios."
     )
     if any(r.get("speedup_vs_ref_note") for r in rows):
         notes += f" vs ref {SAME_COMPUTATION}."
+    bases = dict.fromkeys(f"{r['device']} {r['precision']}: {r['floor_basis']}" for r in rows if r.get("floor_basis"))
+    if bases:
+        notes += "\n\nFloor basis — " + "; ".join(bases) + "."
     timed = next((r for r in rows if r.get("load_1min")), None)
     if timed:
         notes += f"\n\nLoad: {_load_text(timed)}."

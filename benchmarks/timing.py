@@ -145,10 +145,10 @@ class PeakMemory:
 
 
 def measure_peak_flops(device: str, precision: str, seconds: float = 1.0) -> float:
-    """Practical arithmetic ceiling of ``device`` in FLOP/s: a large square matmul, timed.
+    """Arithmetic rate ``device`` sustains in a large square matmul, FLOP/s: a lower bound on its peak.
 
-    Used as the denominator of the compute floor (model FLOPs / peak). A datasheet number
-    would flatter nobody here; the measured one is what this machine actually sustains.
+    benchmarks.peak takes it as the compute floor's ceiling only where it exceeds the
+    instruction-set peak (the reported clock was too low) or no peak is known.
     """
     from dmphn_core.precision import torch_dtype
     from runtimes.torch_utils import tf32_mode

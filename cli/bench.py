@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import typer
 
-from benchmarks.bench import BenchSettings, run_benchmark
+from benchmarks.bench import BenchSettings, prepare_artifacts, run_benchmark
 from benchmarks.machine import machine_info
 from benchmarks.parity import load_frames, run_parity, run_parity_on_frames
 from benchmarks.prepare import ArtifactCache, RunnerSpec, parse_precisions, parse_runtimes, parse_shape
@@ -116,6 +116,7 @@ def bench(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="write rows as CSV")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG plot of latency by runtime and shape")] = None,
     inputs: Annotated[Path | None, typer.Option("--inputs", help="time on these frames (the first `batch` of them) instead of random data; --shape defaults to their size")] = None,
+    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="only build (export and verify) the artifacts into --workdir, time nothing: run it before a timed run, so that run only times")] = False,
     jsonl: Annotated[Path | None, typer.Option("--jsonl", help="append each row as one JSON line as soon as it is known (skipped/failed rows at once, a 'partial' row after each round, then the final row), so a run cut short keeps what finished")] = None,
 ) -> None:
     """Time runtimes on one set of inputs: mean/p50/p90/p99/min, throughput, memory, roofline."""
@@ -139,6 +140,11 @@ def bench(
         frames=frames,
         frames_label=f"frames of {inputs}" if inputs is not None else "",
     )
+    if prepare_only:
+        if workdir is None:
+            raise DMPHNError("--prepare-only needs --workdir (where the timed run will find the artifacts)")
+        prepare_artifacts(specs, ArtifactCache(checkpoint, workdir), settings)
+        return
     if jsonl is not None:
         jsonl.parent.mkdir(parents=True, exist_ok=True)
     streamed: list[dict] = []
