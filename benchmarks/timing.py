@@ -38,8 +38,9 @@ class LatencyStats:
 
 
 def warm_up(runner: Runner, x: torch.Tensor | np.ndarray, calls: int) -> None:
-    """Untimed calls (library loading, kernel selection, a JIT's profiling runs), then a device sync."""
-    for _ in range(calls):
+    """Untimed calls (library loading, kernel selection, a JIT's profiling runs), then a device sync;
+    at least the runner's ``min_warmup_calls``."""
+    for _ in range(max(calls, runner.min_warmup_calls)):
         runner.infer(x)
     runner.synchronize()
 

@@ -21,3 +21,32 @@ def test_a_busy_round_is_flagged_but_does_not_move_the_headline():
     assert summary["p50_ms"] == 100.0 and summary["rounds_disagree"] and summary["rounds"] == 2
     steady = summarize_rounds([quiet, [102.0, 103.0, 101.0]])
     assert not steady["rounds_disagree"]
+
+
+def test_warm_up_gives_a_jit_its_profiling_calls_whatever_was_asked():
+    import torch
+
+    from benchmarks.timing import warm_up
+    from runtimes.base import Runner
+    from runtimes.torchscript import TorchScriptRunner
+
+    class Counting(Runner):
+        runtime = "counting"
+        min_warmup_calls = TorchScriptRunner.min_warmup_calls
+
+        def _activate(self) -> None:
+            self.calls = 0
+
+        def _infer(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return x
+
+        def _deactivate(self) -> None:
+            pass
+
+    assert TorchScriptRunner.min_warmup_calls >= 2  # profiling run + optimising run
+    with Counting(device="cpu") as runner:
+        warm_up(runner, torch.zeros(1, 3, 8, 8), 0)
+        assert runner.calls == TorchScriptRunner.min_warmup_calls
+        warm_up(runner, torch.zeros(1, 3, 8, 8), 5)
+        assert runner.calls == TorchScriptRunner.min_warmup_calls + 5
