@@ -24,7 +24,6 @@ known (:data:`GPU_PEAK_TFLOPS`), else the measured matmul rate (named as such: n
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 #: Dense FLOPs per cycle per core (2 per multiply-add) of each instruction set, two units each:
@@ -64,24 +63,6 @@ GPU_PEAK_TFLOPS = {
 class Ceiling:
     flops_per_s: float
     basis: str
-
-
-def cpu_clock_ghz(cpuinfo: str | None = None, max_khz_file: str = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") -> float | None:
-    """The highest clock the OS reports in GHz: cpufreq's max, ``cpu MHz``, or the model name's "@ x GHz"."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as handle:
-                cpuinfo = handle.read()
-        except OSError:
-            cpuinfo = ""
-    found = [float(m) / 1000 for m in re.findall(r"^cpu MHz\s*:\s*([\d.]+)", cpuinfo, re.MULTILINE)]
-    found += [float(g) for g in re.findall(r"^model name\s*:.*@\s*([\d.]+)\s*GHz", cpuinfo, re.MULTILINE)]
-    try:
-        with open(max_khz_file) as handle:
-            found.append(int(handle.read().strip()) / 1e6)
-    except (OSError, ValueError):
-        pass
-    return max(found) if found else None
 
 
 def cpu_peak(precision: str, features: dict[str, bool], threads: int, clock_ghz: float) -> Ceiling:
@@ -132,7 +113,7 @@ def ceiling_for(device: str, precision: str, threads: int, given: float | None =
     """This machine's ceiling for ``precision`` on ``device`` (``given``: a FLOP/s the user set)."""
     import torch
 
-    from .machine import cpu_features
+    from .machine import cpu_clock_ghz, cpu_features
     from .timing import measure_peak_flops
 
     if given:

@@ -113,7 +113,7 @@ def _table(header: list[str], lines: list[list[str]]) -> str:
 
 
 def machine_block(machine: dict[str, Any]) -> str:
-    keys = ["date", "cpu", "cpu_cores", "torch_threads", "gpu", "cuda", "torch", "onnxruntime", "tensorrt", "openvino",
+    keys = ["date", "cpu", "cpu_cores", "cpu_clock_ghz", "torch_threads", "gpu", "cuda", "torch", "onnxruntime", "tensorrt", "openvino",
             "nncf", "python"]
     parts = [f"{k}: {machine[k]}" for k in keys if machine.get(k) is not None]
     features = machine.get("cpu_features")

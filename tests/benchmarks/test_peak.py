@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.machine import cpu_features
+from benchmarks.machine import cpu_clock_ghz, cpu_features
 from benchmarks.peak import (
     KNOWN_ALGORITHMIC_SAVING,
-    cpu_clock_ghz,
     cpu_peak,
     device_ceiling,
     floor_verdict,
