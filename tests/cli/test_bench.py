@@ -268,3 +268,16 @@ def test_jsonl_streams_rows_and_an_interrupted_run_still_writes_its_reports(make
     rows = _strict_loads(out["json"].read_text())
     assert [(r["runtime"], r["status"]) for r in rows] == [("trt", "skipped"), ("torch", "partial")]
     assert "partial: 1 of 3 rounds" in out["md"].read_text()
+
+
+def test_prepare_only_builds_artifacts_so_the_timed_run_only_times(make_checkpoint, tmp_path):
+    common = ["-c", str(make_checkpoint(1)), "--runtime", "ort", "--device", "cpu", "--shape", "32x64",
+              "--threads", "1", "--workdir", str(tmp_path / "w")]
+    result = cli.invoke(bench_app, [*common, "--prepare-only"])
+    assert result.exit_code == 0 and "ready ort-cpu-fp32 batch 1 32x64 (built in" in result.output, result.output
+    assert (tmp_path / "w" / "onnx_b1_32x64_cpu_fp32.onnx").is_file()
+    json_path = tmp_path / "b.json"
+    result = cli.invoke(bench_app, [*common, "--warmup", "0", "--iters", "1", "--rounds", "1", "--json", str(json_path)])
+    (row,) = _strict_loads(json_path.read_text())
+    assert result.exit_code == 0 and row["status"] == "ok" and row["build_s"] is None  # found, not rebuilt
+    assert cli.invoke(bench_app, [*common[:-2], "--prepare-only"]).exit_code == 2  # needs --workdir
