@@ -5,13 +5,29 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import sys
 from importlib import metadata
 from typing import Any
 
 import torch
 
-from dmphn_core.cpu import ISA_FEATURES, cpu_features, cpu_model
+from dmphn_core.cpu import ISA_FEATURES, cpu_features, cpu_model, read_cpuinfo
+
+
+def cpu_clock_ghz(cpuinfo: str | None = None,
+                  max_khz_file: str = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") -> float | None:
+    """The highest clock the OS reports in GHz: cpufreq's max, ``cpu MHz``, or the model name's "@ x GHz"."""
+    if cpuinfo is None:
+        cpuinfo = read_cpuinfo()
+    found = [float(m) / 1000 for m in re.findall(r"^cpu MHz\s*:\s*([\d.]+)", cpuinfo, re.MULTILINE)]
+    found += [float(g) for g in re.findall(r"^model name\s*:.*@\s*([\d.]+)\s*GHz", cpuinfo, re.MULTILINE)]
+    try:
+        with open(max_khz_file) as handle:
+            found.append(int(handle.read().strip()) / 1e6)
+    except (OSError, ValueError):
+        pass
+    return max(found) if found else None
 
 
 def _version(package: str) -> str | None:
@@ -27,6 +43,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_features": cpu_features(),
+        "cpu_clock_ghz": cpu_clock_ghz(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -42,4 +59,4 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
-__all__ = ["ISA_FEATURES", "cpu_features", "machine_info"]  # the CPU facts live in dmphn_core.cpu
+__all__ = ["ISA_FEATURES", "cpu_clock_ghz", "cpu_features", "machine_info"]  # the CPU facts live in dmphn_core.cpu

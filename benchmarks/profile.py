@@ -14,7 +14,7 @@ from dmphn_core.errors import RuntimeUnavailable
 from runtimes.compare import first_line
 from runtimes.profiling import DEFAULT_TOP
 
-from .bench import BenchSettings, _inputs
+from .bench import BenchSettings, bench_inputs
 from .prepare import ArtifactCache, RunnerSpec, make_runner
 
 
@@ -38,7 +38,7 @@ def add_profiles(
         try:
             runner, _ = make_runner(spec, cache, batch, height, width, settings.threads)
             with runner:
-                profile = runner.profile(_inputs(batch, height, width, spec.device, settings))
+                profile = runner.profile(bench_inputs(batch, height, width, spec.device, settings))
         except RuntimeUnavailable as exc:
             row["profile_skipped"] = str(exc)
             progress(f"      no profile: {exc}")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 from dmphn_core.fileio import atomic_path, strict_json, write_text_atomic
+
+from .timing import ROUND_AGREEMENT_LIMIT
 
 BASELINE_RUNTIME = "torch-ref"
 
@@ -59,17 +62,36 @@ def flag_spread(rows: list[dict[str, Any]], limit: float = SPREAD_LIMIT) -> None
 
 
 def noise_warning(rows: list[dict[str, Any]], limit: float = SPREAD_LIMIT) -> str | None:
-    """One line naming the noisy rows, or None when every timed row is steady."""
+    """Lines naming the noisy rows, the rows whose rounds disagree and a load above the thread
+    count, or None when every timed row is steady."""
+    lines = []
     noisy = [r for r in rows if r.get("noisy")]
-    if not noisy:
-        return None
-    names = ", ".join(
-        f"{r['runner']} {r['height']}x{r['width']} (p50/min {r['p50_over_min']:.2f}, p90/p50 {r['p90_over_p50']:.2f})"
-        for r in noisy
-    )
-    return (f"warning: {len(noisy)} row(s) with a large spread (p50/min or p90/p50 > {limit}): {names}; "
-            "the machine was probably busy, so their p50 and 'vs ref' mislead; rerun on an idle machine "
-            "or with more --iters")
+    if noisy:
+        names = ", ".join(
+            f"{r['runner']} {r['height']}x{r['width']} (p50/min {r['p50_over_min']:.2f}, p90/p50 {r['p90_over_p50']:.2f})"
+            for r in noisy
+        )
+        lines.append(f"warning: {len(noisy)} row(s) with a large spread (p50/min or p90/p50 > {limit}): {names}; "
+                     "the machine was probably busy, so their p50 and 'vs ref' mislead; rerun on an idle machine "
+                     "or with more --iters")
+    disagree = [r for r in rows if r.get("rounds_disagree")]
+    if disagree:
+        names = ", ".join(f"{r['runner']} {r['height']}x{r['width']} ({r['round_spread']:.2f})" for r in disagree)
+        lines.append(f"warning: the rounds disagree (slowest round median / fastest > {ROUND_AGREEMENT_LIMIT}) "
+                     f"for {names}: load came and went during the run; rerun on an idle machine")
+    loaded = next((r for r in rows if r.get("load_high")), None)
+    if loaded:
+        lines.append(f"warning: {_load_text(loaded)}")
+    return "\n".join(lines) or None
+
+
+def _load_text(row: dict[str, Any]) -> str:
+    """The 1-min load average around each round, and whether it exceeded the thread count."""
+    pairs = "; ".join(f"{start:.2f}→{end:.2f}" for start, end in row.get("load_1min", []))
+    threads = row.get("threads") or row.get("machine", {}).get("torch_threads")
+    verdict = (f"above the {threads} thread(s) this run used: something else ran, its numbers are a busy machine's"
+               if row.get("load_high") else f"never above the {threads} thread(s) this run used")
+    return f"1-min load average at the start→end of each round: {pairs} ({verdict})"
 
 
 def _fmt(value: Any, digits: int = 2, style: str = "f") -> str:
@@ -94,7 +116,7 @@ def _table(header: list[str], lines: list[list[str]]) -> str:
 
 
 def machine_block(machine: dict[str, Any]) -> str:
-    keys = ["date", "cpu", "cpu_cores", "torch_threads", "gpu", "cuda", "torch", "onnxruntime", "tensorrt", "openvino",
+    keys = ["date", "cpu", "cpu_cores", "cpu_clock_ghz", "torch_threads", "gpu", "cuda", "torch", "onnxruntime", "tensorrt", "openvino",
             "nncf", "python"]
     parts = [f"{k}: {machine[k]}" for k in keys if machine.get(k) is not None]
     features = machine.get("cpu_features")
@@ -110,11 +132,26 @@ def _vs_ref(row: dict[str, Any]) -> str:
 
 
 def _status(row: dict[str, Any]) -> str:
+    if row.get("status") == "partial":
+        return f"partial: {row.get('rounds')} of {row.get('rounds_planned')} rounds"
     if row.get("status") != "ok":
         return f"{row.get('status')}: {row.get('reason', '')}"
+    flags = []
     if row.get("noisy"):
-        return f"ok, **noisy** (p50/min {row['p50_over_min']:.2f}, p90/p50 {row['p90_over_p50']:.2f})"
-    return "ok"
+        flags.append(f"**noisy** (p50/min {row['p50_over_min']:.2f}, p90/p50 {row['p90_over_p50']:.2f})")
+    if row.get("floor_note", "").startswith("beats"):
+        flags.append(f"**beats floor** ({row['floor_note']})")
+    if row.get("rounds_disagree"):
+        flags.append(f"**rounds disagree** ({row['round_spread']:.2f})")
+    return ", ".join(["ok", *flags])
+
+
+def _rounds(row: dict[str, Any]) -> str:
+    """The round medians and their spread, e.g. "101 / 99.2 / 99.8 (1.02)"."""
+    medians = row.get("round_p50_ms")
+    if not medians:
+        return ""
+    return " / ".join(_fmt(m, 3 if m < 10 else 1) for m in medians) + f" ({row['round_spread']:.2f})"
 
 
 def weights_line(rows: list[dict[str, Any]]) -> str:
@@ -123,14 +160,15 @@ def weights_line(rows: list[dict[str, Any]]) -> str:
 
 
 def bench_markdown(rows: list[dict[str, Any]]) -> str:
-    header = ["runner", "batch", "H×W", "p50 ms", "mean", "p90", "p99", "min", "img/s", "MP/s",
-              "peak MB", "floor ms", "×floor", "vs ref", "build s", "status"]
+    header = ["runner", "batch", "H×W", "p50 ms", "round medians (spread)", "mean", "p90", "p99", "min", "img/s",
+              "MP/s", "peak MB", "floor ms", "×floor", "vs ref", "build s", "status"]
     lines = []
     for r in rows:
-        ok = r.get("status") == "ok"
+        ok = r.get("status") in ("ok", "partial")
         lines.append([
-            r["runner"], str(r["batch"]), f"{r['height']}×{r['width']}",
-            *(_fmt(r.get(k)) if ok else "" for k in ("p50_ms", "mean_ms", "p90_ms", "p99_ms", "min_ms")),
+            str(r.get("runner")), str(r.get("batch")), f"{r.get('height')}×{r.get('width')}",
+            _fmt(r.get("p50_ms")) if ok else "", _rounds(r) if ok else "",
+            *(_fmt(r.get(k)) if ok else "" for k in ("mean_ms", "p90_ms", "p99_ms", "min_ms")),
             _fmt(r.get("images_per_s")) if ok else "", _fmt(r.get("megapixels_per_s")) if ok else "",
             _fmt(r.get("peak_mem_mb"), 0) if ok else "", _fmt(r.get("floor_ms")) if ok else "",
             _fmt(r.get("floor_ratio"), 1) if ok else "",
@@ -138,17 +176,26 @@ def bench_markdown(rows: list[dict[str, Any]]) -> str:
             _fmt(r.get("build_s") if r.get("build_s") is not None else r.get("compile_s"), 1) if ok else "",
             _status(r),
         ])
-    machine = next((r["machine"] for r in rows), {})
+    machine = next((r["machine"] for r in rows if r.get("machine")), {})
     notes = (
-        "p50/mean/p90/p99/min: latency per call in ms (CUDA: CUDA events; CPU: wall clock). "
-        "floor: model FLOPs over the matmul rate measured on this device at this precision; "
-        "×floor: p50 over that floor. vs ref: p50 of the per-patch PyTorch reference (fp32) over this row's, same run. "
+        "Rows are timed round-robin (every row once per round); p50: the min of the row's round medians, "
+        f"spread: slowest round median over fastest, **rounds disagree** above {ROUND_AGREEMENT_LIMIT} (load came "
+        "and went). mean/p90/p99/min: every call of every round, ms (CUDA: CUDA events; CPU: wall clock). "
+        "floor: the model's direct-convolution FLOPs at the peak rate of the widest instruction set this "
+        "device has for the row's precision (basis below); ×floor: p50 over that floor, below 1 only with fewer "
+        "multiplies than direct convolution (Winograd: up to 2.25x), flagged **beats floor** below 1/2.25. vs ref: p50 of the per-patch PyTorch reference (fp32) over this row's, same run. "
         "peak MB: peak resident (CPU) or device (CUDA) memory above the level before loading. "
         "build s: artifact export/compile time (torch.compile: first-call compile), not in the latency. "
         f"noisy: p50/min or p90/p50 above {SPREAD_LIMIT} (a busy machine); do not trust that row's ratios."
     )
     if any(r.get("speedup_vs_ref_note") for r in rows):
         notes += f" vs ref {SAME_COMPUTATION}."
+    bases = dict.fromkeys(f"{r['device']} {r['precision']}: {r['floor_basis']}" for r in rows if r.get("floor_basis"))
+    if bases:
+        notes += "\n\nFloor basis — " + "; ".join(bases) + "."
+    timed = next((r for r in rows if r.get("load_1min")), None)
+    if timed:
+        notes += f"\n\nLoad: {_load_text(timed)}."
     return f"{machine_block(machine)}{weights_line(rows)}\n\n{_table(header, lines)}\n\n{notes}\n"
 
 
@@ -181,6 +228,23 @@ def write_json(path: Path, rows: list[dict[str, Any]]) -> None:
     Strict JSON: a PSNR of identical outputs (inf) is written as null.
     """
     write_text_atomic(path, strict_json(rows, indent=2) + "\n")
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` as one strict-JSON line (one write, flushed), so a run cut short keeps every line written."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(strict_json(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def latest_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last row of each (runner, batch, height, width), in first-seen order: what a stream of
+    partial and final rows (``--jsonl``) says when it stops."""
+    latest: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        latest[(row.get("runner"), row.get("batch"), row.get("height"), row.get("width"))] = row
+    return list(latest.values())
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

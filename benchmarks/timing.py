@@ -37,12 +37,16 @@ class LatencyStats:
         )
 
 
-def time_runner(runner: Runner, x: torch.Tensor | np.ndarray, warmup: int, iters: int) -> LatencyStats:
-    """Time ``runner.infer(x)``; on CUDA with CUDA events around each call (x stays on the GPU)."""
-    for _ in range(warmup):
+def warm_up(runner: Runner, x: torch.Tensor | np.ndarray, calls: int) -> None:
+    """Untimed calls (library loading, kernel selection, a JIT's profiling runs), then a device sync;
+    at least the runner's ``min_warmup_calls``."""
+    for _ in range(max(calls, runner.min_warmup_calls)):
         runner.infer(x)
     runner.synchronize()
-    samples: list[float] = []
+
+
+def time_calls(runner: Runner, x: torch.Tensor | np.ndarray, iters: int) -> list[float]:
+    """Milliseconds of each of ``iters`` calls; on CUDA with CUDA events around each call (x stays on the GPU)."""
     if runner.device == "cuda":
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iters)]
         for start, end in events:
@@ -50,13 +54,49 @@ def time_runner(runner: Runner, x: torch.Tensor | np.ndarray, warmup: int, iters
             runner.infer(x)
             end.record()
         torch.cuda.synchronize()
-        samples = [start.elapsed_time(end) for start, end in events]
-    else:
-        for _ in range(iters):
-            begin = time.perf_counter()
-            runner.infer(x)
-            samples.append((time.perf_counter() - begin) * 1e3)
-    return LatencyStats.from_samples(samples)
+        return [start.elapsed_time(end) for start, end in events]
+    samples: list[float] = []
+    for _ in range(iters):
+        begin = time.perf_counter()
+        runner.infer(x)
+        samples.append((time.perf_counter() - begin) * 1e3)
+    return samples
+
+
+def time_runner(runner: Runner, x: torch.Tensor | np.ndarray, warmup: int, iters: int) -> LatencyStats:
+    """Time ``runner.infer(x)``: ``warmup`` untimed calls, then ``iters`` timed ones."""
+    warm_up(runner, x, warmup)
+    return LatencyStats.from_samples(time_calls(runner, x, iters))
+
+
+#: Rounds "disagree" when the slowest round's median is more than this times the fastest's.
+#: On a quiet machine the round medians of one runner agree within a few per cent; a busy
+#: spell that hits one round and not another pushes the ratio far past it (issue 26: 2x-8x).
+ROUND_AGREEMENT_LIMIT = 1.25
+
+
+def summarize_rounds(rounds_ms: list[list[float]]) -> dict[str, float | int | bool | list[float]]:
+    """Latency of one row timed in several rounds (``rounds_ms[r]``: the calls of round r).
+
+    ``p50_ms`` is the min of the round medians: the round least disturbed by other load (load only
+    ever adds time). ``round_p50_ms`` lists the medians, ``round_spread`` is max/min of them and
+    ``rounds_disagree`` says it exceeds :data:`ROUND_AGREEMENT_LIMIT`. mean/p90/p99/min/std pool
+    every call of every round.
+    """
+    medians = [float(np.median(samples)) for samples in rounds_ms if samples]
+    pooled = LatencyStats.from_samples([value for samples in rounds_ms for value in samples])
+    spread = max(medians) / min(medians) if min(medians) > 0 else float("inf")
+    stats = {key: value for key, value in pooled.__dict__.items() if key != "iters"}
+    return {
+        **stats,
+        "calls": pooled.iters,
+        "p50_ms": min(medians),
+        "pooled_p50_ms": pooled.p50_ms,
+        "round_p50_ms": medians,
+        "rounds": len(medians),
+        "round_spread": spread,
+        "rounds_disagree": spread > ROUND_AGREEMENT_LIMIT,
+    }
 
 
 def _rss_bytes() -> int:
@@ -106,10 +146,10 @@ class PeakMemory:
 
 
 def measure_peak_flops(device: str, precision: str, seconds: float = 1.0) -> float:
-    """Practical arithmetic ceiling of ``device`` in FLOP/s: a large square matmul, timed.
+    """Arithmetic rate ``device`` sustains in a large square matmul, FLOP/s: a lower bound on its peak.
 
-    Used as the denominator of the compute floor (model FLOPs / peak). A datasheet number
-    would flatter nobody here; the measured one is what this machine actually sustains.
+    benchmarks.peak takes it as the compute floor's ceiling only where it exceeds the
+    instruction-set peak (the reported clock was too low) or no peak is known.
     """
     from dmphn_core.precision import torch_dtype
     from runtimes.torch_utils import tf32_mode

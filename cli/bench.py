@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +14,7 @@ import numpy as np
 import torch
 import typer
 
-from benchmarks.bench import BenchSettings, run_benchmark
+from benchmarks.bench import BenchSettings, prepare_artifacts, run_benchmark
 from benchmarks.layers import layers_markdown, run_layers_for_specs
 from benchmarks.machine import machine_info
 from benchmarks.parity import load_frames, run_parity, run_parity_loaded, run_parity_on_frames
@@ -19,7 +22,9 @@ from benchmarks.prepare import ArtifactCache, RunnerSpec, parse_precisions, pars
 from benchmarks.profile import add_profiles, profile_markdown
 from benchmarks.report import (
     add_speedups,
+    append_jsonl,
     bench_markdown,
+    latest_rows,
     noise_warning,
     parity_markdown,
     plot_latency,
@@ -123,7 +128,9 @@ def bench(
     shape: Annotated[list[str] | None, typer.Option(help="HxW, repeatable (default 256x256)")] = None,
     batch: Annotated[list[int] | None, typer.Option(help="batch size, repeatable (default 1)")] = None,
     warmup: Annotated[int, typer.Option(help="untimed calls before timing")] = 3,
-    iters: Annotated[int, typer.Option(help="timed calls")] = 10,
+    iters: Annotated[int, typer.Option(help="timed calls per row per round")] = 10,
+    rounds: Annotated[int, typer.Option(help="round-robin rounds: every row is timed once per round; a row's p50 is the min of its round medians")] = 3,
+    keep_active: Annotated[bool, typer.Option("--keep-active/--release-between-rounds", help="keep every runner loaded across rounds, or free each after its turn (less memory with many large rows; re-activated and warmed up every round)")] = True,
     threads: ThreadsOpt = None,
     compile_mode: CompileModeOpt = "default",
     cuda_graph: CudaGraphOpt = False,
@@ -145,6 +152,8 @@ def bench(
     mode: Annotated[str, typer.Option(help="latency: one request at a time; throughput: also many frames through each runtime's own concurrency (rows with mode=throughput)")] = "latency",
     frames_count: Annotated[int, typer.Option("--frames", help="with --mode throughput: frames timed per row")] = 32,
     streams: Annotated[int | None, typer.Option(help="with --mode throughput: parallel streams (default: each runtime's choice)")] = None,
+    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="only build (export and verify) the artifacts into --workdir, time nothing: run it before a timed run, so that run only times")] = False,
+    jsonl: Annotated[Path | None, typer.Option("--jsonl", help="append each row as one JSON line as soon as it is known (skipped/failed rows at once, a 'partial' row after each round, then the final row), so a run cut short keeps what finished")] = None,
 ) -> None:
     """Time runtimes on one set of inputs: mean/p50/p90/p99/min, throughput, memory, roofline."""
     device = _device(device)
@@ -154,8 +163,8 @@ def bench(
     frames = torch.from_numpy(np.concatenate([x for _, x in load_frames(inputs)])) if inputs is not None else None
     if frames is not None and not shape:
         shape = [f"{frames.shape[-2]}x{frames.shape[-1]}"]
-    if warmup < 0 or iters < 1 or profile_top < 1:
-        raise DMPHNError("--warmup must be >= 0, --iters and --profile-top >= 1")
+    if warmup < 0 or iters < 1 or rounds < 1 or profile_top < 1:
+        raise DMPHNError("--warmup must be >= 0, --iters, --rounds and --profile-top >= 1")
     _set_threads(threads)
     specs = _specs(runtime, device, precision, compile_mode, cuda_graph, allow_emulated, channels_last, freezing)
     settings = BenchSettings(
@@ -163,22 +172,46 @@ def bench(
         batches=batch or [1],
         warmup=warmup,
         iters=iters,
+        rounds=rounds,
+        keep_active=keep_active,
         threads=threads,
         peak_flops={p: peak_tflops * 1e12 for p in parse_precisions(precision)} if peak_tflops else None,
         frames=frames,
         frames_label=f"frames of {inputs}" if inputs is not None else "",
     )
+    if prepare_only:
+        if workdir is None:
+            raise DMPHNError("--prepare-only needs --workdir (where the timed run will find the artifacts)")
+        prepare_artifacts(specs, ArtifactCache(checkpoint, workdir), settings)
+        return
+    if jsonl is not None:
+        jsonl.parent.mkdir(parents=True, exist_ok=True)
+    streamed: list[dict] = []
+
+    def on_row(row: dict) -> None:
+        row["cudnn_benchmark"] = cudnn_benchmark
+        streamed.append(row)
+        if jsonl is not None:
+            append_jsonl(jsonl, row)
+
     folder, temp = _workdir(workdir)
     artifacts = ArtifactCache(checkpoint, folder, store=_record_store(cache) if record else None)
+    stream_rows: list[dict] = []
     try:
-        with cudnn_benchmark_mode(cudnn_benchmark):
-            rows = run_benchmark(specs, artifacts, settings, machine_info(device))
+        with _sigterm_as_interrupt(), cudnn_benchmark_mode(cudnn_benchmark):
+            rows = run_benchmark(specs, artifacts, settings, machine_info(device), on_row=on_row)
             if profile:
                 add_profiles(rows, specs, artifacts, settings, profile_top)
-            stream_rows = [] if throughput is None else run_throughput(
-                specs, artifacts, shapes=settings.shapes, batches=settings.batches, settings=throughput, threads=threads,
-                machine=machine_info(device), frames=frames.numpy() if frames is not None else None,
-                frames_label=settings.frames_label)
+            if throughput is not None:
+                stream_rows = run_throughput(
+                    specs, artifacts, shapes=settings.shapes, batches=settings.batches, settings=throughput,
+                    threads=threads, machine=machine_info(device), frames=frames.numpy() if frames is not None else None,
+                    frames_label=settings.frames_label)
+    except KeyboardInterrupt:
+        # A run stopped by Ctrl-C or `timeout`: the reports still get every row known so far.
+        rows = latest_rows(streamed)
+        _write_reports(rows, stream_rows, markdown, json_path, csv_path, plot)
+        raise fail(f"interrupted: the reports hold the {len(rows)} row(s) known so far (partial rows: rounds done)", 130) from None
     finally:
         if temp is not None:
             temp.cleanup()
@@ -186,17 +219,7 @@ def bench(
         row["cudnn_benchmark"] = cudnn_benchmark
     add_speedups(rows)
     add_gains(rows, stream_rows)
-    table = (bench_markdown(rows) + (f"\n{throughput_markdown(stream_rows)}" if stream_rows else "")
-             + (f"\n## Profiles\n\n{profile_markdown(rows)}" if profile else ""))
-    print(table)
-    if markdown:
-        write_text_atomic(markdown, table)
-    if json_path:
-        write_json(json_path, rows + stream_rows)
-    if csv_path:
-        write_csv(csv_path, rows + stream_rows)
-    if plot:
-        plot_latency(plot, rows)
+    print(_write_reports(rows, stream_rows, markdown, json_path, csv_path, plot, profile))
     if record:
         _record(rows, artifacts, cache, threads)
     warning = noise_warning(rows)
@@ -205,6 +228,40 @@ def bench(
     errors = [r for r in rows + stream_rows if r["status"] == "error"]
     if errors:
         raise fail(f"{len(errors)} runtime(s) failed: " + "; ".join(f"{r['runner']}: {r['reason']}" for r in errors), 1)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (e.g. from `timeout`) raises KeyboardInterrupt, so the rows known so far are written."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _write_reports(rows: list[dict], stream_rows: list[dict], markdown: Path | None, json_path: Path | None,
+                   csv_path: Path | None, plot: Path | None, profile: bool = False) -> str:
+    """Write each report asked for (each whole or not at all) and return the markdown table;
+    throughput-mode rows (``stream_rows``) go into the reports beside the latency rows."""
+    table = (bench_markdown(rows) + (f"\n{throughput_markdown(stream_rows)}" if stream_rows else "")
+             + (f"\n## Profiles\n\n{profile_markdown(rows)}" if profile else ""))
+    if markdown:
+        write_text_atomic(markdown, table)
+    if json_path:
+        write_json(json_path, rows + stream_rows)
+    if csv_path:
+        write_csv(csv_path, rows + stream_rows)
+    if plot:
+        plot_latency(plot, rows)
+    return table
 
 
 @parity_app.command()

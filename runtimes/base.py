@@ -62,6 +62,8 @@ class Runner(abc.ABC):
     #: what it talks to when it is a client of a service rather than a runner of a file or module
     #: (the benchmark matrix then lists it as skipped, naming this)
     needs_service: ClassVar[str | None] = None
+    #: calls before its latency is steady, whatever warm-up a benchmark asks for (a JIT's profiling runs)
+    min_warmup_calls: ClassVar[int] = 0
     #: keyword options of the constructor a benchmark spec may set (``mode``, ``cuda_graph``)
     options: ClassVar[tuple[str, ...]] = ()
     #: whether it computes on the CPU with PyTorch's kernels, which emulate bf16/fp16 where the

@@ -82,3 +82,34 @@ def test_no_speedup_without_a_measured_reference_or_for_failed_rows():
             _shaped_row("torch-ref", 40.0, height=128), _shaped_row("ort", 10.0, height=128, status="error")]
     add_speedups(rows)
     assert [("speedup_vs_ref" in row) for row in rows] == [False, False, True, False]
+
+
+def test_jsonl_appends_one_strict_line_per_row_and_latest_rows_keeps_the_last(tmp_path):
+    from benchmarks.report import append_jsonl, latest_rows
+
+    path = tmp_path / "rows.jsonl"
+    partial = {**_row("torch", 12.0), "status": "partial", "rounds": 1, "rounds_planned": 3, "psnr_db": math.inf}
+    for row in (partial, _row("ort", 20.0), {**_row("torch", 11.0), "status": "ok"}):
+        append_jsonl(path, row)
+    lines = path.read_text().splitlines()
+    parsed = [_strict_loads(line) for line in lines]
+    assert len(lines) == 3 and parsed[0]["psnr_db"] is None
+    latest = latest_rows(parsed)
+    assert [(r["runtime"], r["status"], r["p50_ms"]) for r in latest] == [("torch", "ok", 11.0), ("ort", "ok", 20.0)]
+
+
+def test_markdown_shows_partial_rows_rounds_that_disagree_and_the_load():
+    rows = [
+        {**_row("torch-ref", 100.0), "round_p50_ms": [100.0, 140.0], "round_spread": 1.4, "rounds_disagree": True,
+         "load_1min": [[0.5, 2.6], [2.6, 2.9]], "load_high": True, "threads": 2},
+        {**_row("ort", 50.0), "status": "partial", "rounds": 1, "rounds_planned": 3, "round_p50_ms": [50.0],
+         "round_spread": 1.0},
+    ]
+    add_speedups(rows)
+    table = bench_markdown(rows)
+    ref_line = next(line for line in table.splitlines() if line.startswith("| torch-ref"))
+    assert "100.0 / 140.0 (1.40)" in ref_line and "**rounds disagree** (1.40)" in ref_line
+    assert "partial: 1 of 3 rounds" in next(line for line in table.splitlines() if line.startswith("| ort"))
+    assert "0.50→2.60; 2.60→2.90 (above the 2 thread(s)" in table
+    warning = noise_warning(rows)
+    assert "rounds disagree" in warning and "torch-ref-cpu-fp32 32x64 (1.40)" in warning and "above the 2" in warning

@@ -141,6 +141,7 @@ def test_named_unavailable_runtime_is_a_one_line_error():
         (["--shape", "65x64", "--runtime", "torch"], "needs H a multiple of 8"),
         (["--shape", "big", "--runtime", "torch"], "HEIGHTxWIDTH"),
         (["--iters", "0", "--runtime", "torch"], "--iters"),
+        (["--rounds", "0", "--runtime", "torch"], "--rounds"),
         (["--device", "tpu"], "unknown device"),
         (["--mode", "fast", "--runtime", "torch"], "latency or throughput"),
         (["--mode", "throughput", "--frames", "0", "--runtime", "torch"], "--frames"),
@@ -304,3 +305,46 @@ def test_record_writes_a_table_auto_reads_for_this_machine(make_checkpoint, tmp_
     speeds = measured_speeds(key, speed_table_dir(tmp_path))
     assert set(speeds) == {("torch", "fp32"), ("torch-ref", "fp32")}  # the skipped trt row is not recorded
     assert all(ms > 0 for ms in speeds.values())
+
+
+def test_jsonl_streams_rows_and_an_interrupted_run_still_writes_its_reports(make_checkpoint, tmp_path, monkeypatch):
+    """--jsonl gets the skipped row at once and a partial row per round; a run stopped in its second
+    round (Ctrl-C, or SIGTERM from `timeout`) exits 130 and its JSON and markdown hold what finished."""
+    import benchmarks.bench as bench
+
+    real, calls = bench.time_calls, []
+
+    def stopped_in_round_two(runner, x, iters):
+        calls.append(runner.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(runner, x, iters)
+
+    monkeypatch.setattr(bench, "time_calls", stopped_in_round_two)
+    out = {k: tmp_path / f"bench.{k}" for k in ("jsonl", "json", "md")}
+    out["jsonl"].write_text('{"earlier": "run"}\n')  # appended to, not replaced
+    result = cli.invoke(bench_app, [
+        "-c", str(make_checkpoint(1)), "--runtime", "torch,trt", "--device", "cpu", "--shape", "32x64",
+        "--threads", "1", "--warmup", "0", "--iters", "1", "--rounds", "3", "--workdir", str(tmp_path / "w"),
+        "--jsonl", str(out["jsonl"]), "--json", str(out["json"]), "--markdown", str(out["md"]),
+    ])
+    assert result.exit_code == 130 and "interrupted" in result.stderr, result.output
+    lines = [_strict_loads(line) for line in out["jsonl"].read_text().splitlines()]
+    assert [(r.get("runtime"), r.get("status")) for r in lines] == [(None, None), ("trt", "skipped"), ("torch", "partial")]
+    assert lines[2]["rounds"] == 1 and lines[2]["rounds_planned"] == 3 and lines[2]["p50_ms"] > 0
+    rows = _strict_loads(out["json"].read_text())
+    assert [(r["runtime"], r["status"]) for r in rows] == [("trt", "skipped"), ("torch", "partial")]
+    assert "partial: 1 of 3 rounds" in out["md"].read_text()
+
+
+def test_prepare_only_builds_artifacts_so_the_timed_run_only_times(make_checkpoint, tmp_path):
+    common = ["-c", str(make_checkpoint(1)), "--runtime", "ort", "--device", "cpu", "--shape", "32x64",
+              "--threads", "1", "--workdir", str(tmp_path / "w")]
+    result = cli.invoke(bench_app, [*common, "--prepare-only"])
+    assert result.exit_code == 0 and "ready ort-cpu-fp32 batch 1 32x64 (built in" in result.output, result.output
+    assert (tmp_path / "w" / "onnx_b1_32x64_cpu_fp32.onnx").is_file()
+    json_path = tmp_path / "b.json"
+    result = cli.invoke(bench_app, [*common, "--warmup", "0", "--iters", "1", "--rounds", "1", "--json", str(json_path)])
+    (row,) = _strict_loads(json_path.read_text())
+    assert result.exit_code == 0 and row["status"] == "ok" and row["build_s"] is None  # found, not rebuilt
+    assert cli.invoke(bench_app, [*common[:-2], "--prepare-only"]).exit_code == 2  # needs --workdir
