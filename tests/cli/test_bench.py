@@ -160,18 +160,18 @@ def test_cudnn_benchmark_and_layout_options_reach_the_runs(make_checkpoint, tmp_
     import benchmarks.bench
 
     seen = []
-    real = benchmarks.bench.time_runner
+    real = benchmarks.bench.time_calls
 
     def spy(runner, *args, **kwargs):
         seen.append((torch.backends.cudnn.benchmark, runner.channels_last))
         return real(runner, *args, **kwargs)
 
-    monkeypatch.setattr(benchmarks.bench, "time_runner", spy)
+    monkeypatch.setattr(benchmarks.bench, "time_calls", spy)
     before = torch.backends.cudnn.benchmark
     json_path = tmp_path / "bench.json"
     result = cli.invoke(bench_app, [
         "-c", str(make_checkpoint(1)), "--runtime", "torch", "--device", "cpu", "--shape", "32x64", "--iters", "1",
-        "--warmup", "0", "--cudnn-benchmark", "--channels-last", "--freezing", "--json", str(json_path),
+        "--warmup", "0", "--rounds", "1", "--cudnn-benchmark", "--channels-last", "--freezing", "--json", str(json_path),
     ])
     assert result.exit_code == 0, result.output
     assert seen == [(True, True)] and torch.backends.cudnn.benchmark == before
