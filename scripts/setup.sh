@@ -2,7 +2,7 @@
 # Make .venv from nothing and install the toolkit with its test tools.
 #   CPU host: a pinned CPU torch first (an unpinned torch would pull a multi-GB CUDA build).
 #   CUDA host (nvidia-smi sees a GPU): the CUDA torch and the [gpu] extra.
-#   Both: the [edge] extra (ExecuTorch; DMPHN_SKIP_EDGE=1 skips it, and its tests then say so).
+#   CPU host: also the [edge] extra (ExecuTorch; DMPHN_SKIP_EDGE=1 skips it, and its tests then say so).
 #   Then the C++ part's system packages (scripts/install_cpp_deps.sh; DMPHN_SKIP_CPP_DEPS=1 skips).
 # Override with TORCH_SPEC (e.g. "torch==2.11.0").
 set -euo pipefail
@@ -25,8 +25,9 @@ else
     $PIP install -q -e ".[dev]"
 fi
 # ExecuTorch (runner `et`, C++ backend executorch): an extra because of its size, installed here
-# so that the tests of the edge path run rather than skip.
-if [ "${DMPHN_SKIP_EDGE:-0}" != 1 ]; then
+# so that the tests of the edge path run rather than skip. CPU hosts only: executorch 1.5.1 is
+# built against the pinned torch 2.13.0, not whatever CUDA torch a GPU host has.
+if [ "${DMPHN_SKIP_EDGE:-0}" != 1 ] && ! { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }; then
     $PIP install -q -e ".[edge]"
 fi
 # The C++ part's system packages and ONNX Runtime headers (tests/cpp builds cpp/): an explicit
