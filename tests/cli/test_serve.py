@@ -139,9 +139,36 @@ def _leftovers(owner: int) -> list[str]:
 
 @requires_triton
 @pytest.mark.slow  # starts tritonserver (10-30 s on 2 cores): the slow tier
+def _grpc_refuses_impossible_shapes(grpc_port: int, good) -> None:
+    """The gRPC port is Triton's own (not behind the HTTP gate): Triton checks a raw gRPC input's
+    declared shape and byte size against the model before it allocates, so the same impossible
+    requests come back INVALID_ARGUMENT and a good one still runs."""
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    def request(shape, raw: bytes):
+        message = service_pb2.ModelInferRequest(model_name="dmphn")
+        tensor = message.inputs.add()
+        tensor.name, tensor.datatype = "blurred", "FP32"
+        tensor.shape.extend(shape)
+        message.raw_input_contents.append(raw)
+        return message
+
+    h, w = SERVE_HW
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        for shape, raw in [([4, 3, 65536, 65536], b"\0" * 4), ([1, 3, 2**40, 2**40], b"\0" * 4),
+                           ([2**62, 3, h, w], b"\0" * 4), ([1, 3, h, w, 1], b"\0" * 4), ([1, 3, h, w], b"\0" * 2**20)]:
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ModelInfer(request(shape, raw), timeout=60)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (shape, refused.value.details())
+        reply = stub.ModelInfer(request(list(good.shape), good.tobytes()), timeout=120)
+        assert list(reply.outputs[0].shape) == list(good.shape)
+
+
 def test_impossible_requests_are_refused_and_kill_9_leaves_nothing(tmp_path):
-    """Issue #27 items 2 and 6: declared shapes/sizes that cannot be the model's get a 4xx and the
-    server stays up; then a kill -9 of dmphn-serve leaves no tritonserver, stub, shm region or folder."""
+    """Issue #27 items 2 and 6: declared shapes/sizes that cannot be the model's get a 4xx (HTTP) or
+    INVALID_ARGUMENT (gRPC) and the server stays up; then a kill -9 of dmphn-serve leaves no tritonserver, stub, shm region or folder."""
     import time
 
     import numpy as np
@@ -180,6 +207,8 @@ def test_impossible_requests_are_refused_and_kill_9_leaves_nothing(tmp_path):
         inputs[0].set_data_from_numpy(x, binary_data=True)
         assert client.infer("dmphn", inputs).as_numpy("deblurred").shape == x.shape
         client.close()
+        assert serve.poll() is None
+        _grpc_refuses_impossible_shapes(grpc_port, x)
         assert serve.poll() is None
 
         owner = serve.pid
