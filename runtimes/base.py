@@ -132,6 +132,13 @@ class Runner(abc.ABC):
         return "cuda" if torch.cuda.is_available() and "cuda" in cls.devices else "cpu"
 
     # -- lifecycle -------------------------------------------------------------------
+    def _require_available(self) -> None:
+        """Raise :class:`RuntimeUnavailable` with :meth:`unavailable_reason` for this runner's settings
+        (runners whose artifact needs a package or CPU support call it first in ``_activate``)."""
+        reason = self.unavailable_reason(self.device, self.precision)
+        if reason:
+            raise RuntimeUnavailable(f"{self.name}: {reason}")
+
     def activate(self) -> None:
         if not self.is_active:
             self._activate()

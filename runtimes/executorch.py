@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 
 from dmphn_core.artifact import EXECUTORCH_METADATA_METHOD, config_of, read_metadata
-from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from dmphn_core.errors import DMPHNError
 
 from .base import Runner
 
@@ -92,9 +92,7 @@ class ExecuTorchRunner(Runner):
 
     # -- lifecycle -------------------------------------------------------------------
     def _activate(self) -> None:
-        reason = self.unavailable_reason(self.device, self.precision)
-        if reason:
-            raise RuntimeUnavailable(f"{self.name}: {reason}")
+        self._require_available()
         if self.path.suffix.lower() != ".pte":
             raise DMPHNError(f"an ExecuTorch program is a .pte file, got {self.path}")
         if not self.path.is_file():

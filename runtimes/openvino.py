@@ -145,9 +145,7 @@ class OpenVINORunner(Runner):
 
     # -- lifecycle -------------------------------------------------------------------
     def _activate(self) -> None:
-        reason = self.unavailable_reason(self.device, self.precision)
-        if reason:
-            raise RuntimeUnavailable(f"{self.name}: {reason}")
+        self._require_available()
         if self.path.suffix.lower() != ".xml":
             raise DMPHNError(f"an OpenVINO IR is a .xml file (with its .bin beside it), got {self.path}")
         if not self.path.is_file():

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, config_of, parse_metadata, sidecar_path
-from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from dmphn_core.errors import DMPHNError
 
 from .base import Runner, require_cuda
 from .cuda_graph import CudaGraphCache
@@ -119,9 +119,7 @@ class TensorRTRunner(Runner):
     # -- lifecycle -------------------------------------------------------------------
     def _activate(self) -> None:
         require_cuda(f"runtime {self.runtime}")
-        reason = self.unavailable_reason(self.device, self.precision)
-        if reason:
-            raise RuntimeUnavailable(f"{self.name}: {reason}")
+        self._require_available()
         import tensorrt as trt
 
         if not self.engine_path.is_file():
