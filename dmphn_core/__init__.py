@@ -1,3 +1,3 @@
 """DMPHN reference model, data, training and metrics."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

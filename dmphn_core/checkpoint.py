@@ -7,7 +7,7 @@ file cannot run code when loaded)::
      "config": {"levels": 4, "layout": "design"},
      "state_dict": {...},              # float32, or float16 for small shipped files
      "training": {...},                # step, losses, PSNR, command, timing (JSON-able)
-     "toolkit_version": "0.1.0",
+     "toolkit_version": "0.2.0",
      "resume": {...}}                  # optional: optimizer/scheduler/RNG state
 
 Also here: an importer for the authors' per-level files (``encoder_lv{1..4}.pkl`` /

@@ -6,22 +6,38 @@ with per-channel int8 weights and uint8 activations calibrated on
 :func:`export.calibration.calibration_batches`. The metadata blob is carried over with
 ``precision`` set to ``int8``; the runner runs such a file only at precision int8.
 
-What is quantized follows :mod:`export.ov_int8`'s recipe as far as ONNX Runtime allows
-(``keep_float="auto"``, the default): only the inputs of the convolutions
-(``op_types_to_quantize`` Conv/ConvTranspose, their outputs excluded), so the residual adds and
-level joins read float tensors, and not the image-space convolutions (3 channels in or out: the
-first of each encoder, the last of each decoder). Measured on the authors' DMPHN-1-2-4-8,
-PSNR vs the fp32 graph on their GoPro frames 000001 / 000013 at 720x1280, 9 calibration views
-at 128x256 (2-core EPYC, 2026-11-26): convolutions only, image-space ones float, conv outputs
-still quantized 36.2 / 36.3 dB; conv outputs float too 40.15 / 39.96 dB (calibrated at 352x640:
-40.26 / 40.24). Averaging each batch's range instead of taking the extremes gained 2-4 dB on
-128x256 crops but clipped on whole frames (40.9 / 32.0 dB), so the ranges are the extremes.
-Everything quantized (``keep_float="none"``, ONNX Runtime's plain post-training quantization,
-the export before 2026-11-26): 29.3 / 30.0 dB at 352x640.
+What is quantized (``keep_float="auto"``, the default) follows :mod:`export.ov_int8`'s recipe as
+far as ONNX Runtime allows, and what its CPU provider can run in int8:
+
+* only the inputs of the ``Conv`` nodes (``op_types_to_quantize`` Conv, their outputs excluded),
+  so the residual adds and level joins read float tensors where they can;
+* not the image-space convolutions (3 channels in or out: the first of each encoder, the last
+  of each decoder);
+* not the ``ConvTranspose`` nodes: the CPU provider has no int8 transposed convolution, so a
+  quantized input only added a DequantizeLinear and its error in front of a float kernel;
+* activation ranges by the 99.999th percentile of the calibration histograms
+  (``CalibrationMethod.Percentile``), not the extremes (MinMax).
+
+Measured on the authors' DMPHN-1-2-4-8, PSNR vs ONNX Runtime fp32 on the centre 352x640 crops of
+their GoPro frames 000001 / 000007 / 000013 / 000019, 9 calibration views at 128x256 (2-core AMX
+Xeon, 2026-12-06): this recipe 43.45 / 43.33 / 42.77 / 42.09 dB; with MinMax ranges 41.83 / 42.45
+/ 41.83 / 40.01; MinMax with the transposed convolutions quantized too (the recipe before
+2026-12-06) 41.68 / 42.22 / 41.67 / 40.12; the 99.99th percentile clips (44.61 / 40.32 / 38.64 /
+41.39). Quantizing the convolution outputs as well would let ONNX Runtime run every convolution
+in int8 (it fuses DQ -> Conv -> Q into QLinearConv only when the output is quantized: 1.66x its
+fp32 speed here) but scores 37.7-39.9 dB with the percentile ranges (35.9-38.2 with MinMax),
+under the int8 bar; reading the skip connections from the float tensor instead of the
+dequantized one lost 2.5 dB (39.2 / 39.4 / 39.1 / 37.2). So at >= 40 dB half of the
+convolutions (each residual block's second, feeding a float add) run float on dequantized
+inputs, and ONNX Runtime int8 is no faster than its fp32 on this model (docs/explain.md).
+Everything quantized (``keep_float="none"``, ONNX Runtime's plain post-training quantization with
+MinMax ranges, the export before 2026-11-26): 29.3 / 30.0 dB at 352x640.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -35,12 +51,21 @@ from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import write_bytes_atomic
 from dmphn_core.model import IMAGE_CHANNELS
 
-from .calibration import DEFAULT_SAMPLES, calibration_batches, calibration_shape, check_keep_float
+from .calibration import (
+    ACTIVATION_PERCENTILE,
+    DEFAULT_SAMPLES,
+    calibration_batches,
+    calibration_shape,
+    check_keep_float,
+)
 
 #: Ops ONNX Runtime inserts for QDQ quantization; their presence marks an int8 graph.
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
-#: The op types the default recipe asks ONNX Runtime to quantize.
-QUANTIZED_OP_TYPES = ("Conv", "ConvTranspose")
+#: The op types the default recipe asks ONNX Runtime to quantize (no ConvTranspose: no CPU int8 kernel).
+QUANTIZED_OP_TYPES = ("Conv",)
+#: The convolution op types (image-space ones are found among these).
+CONVOLUTION_OP_TYPES = ("Conv", "ConvTranspose")
+
 
 
 def is_quantized(model: onnx.ModelProto) -> bool:
@@ -51,7 +76,7 @@ def image_space_convolutions(model: onnx.ModelProto) -> list[str]:
     """Names of the Conv/ConvTranspose nodes whose weights read or write 3 channels (image space)."""
     shapes = {init.name: list(init.dims) for init in model.graph.initializer}
     return [node.name for node in model.graph.node
-            if node.op_type in QUANTIZED_OP_TYPES and len(node.input) > 1
+            if node.op_type in CONVOLUTION_OP_TYPES and len(node.input) > 1
             and IMAGE_CHANNELS in shapes.get(node.input[1], [])[:2]]
 
 
@@ -123,18 +148,22 @@ def quantize_onnx_int8(
         float_convolutions = image_space_convolutions(onnx.load(str(prepared))) if recipe else []
         scope: dict[str, Any] = {"op_types_to_quantize": list(QUANTIZED_OP_TYPES),
                                  "nodes_to_exclude": float_convolutions} if recipe else {}
-        outputs_float = {"OpTypesToExcludeOutputQuantization": list(QUANTIZED_OP_TYPES)} if recipe else {}
-        quantize_static(
-            str(prepared), str(quantized), _reader(calibration), quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-            calibrate_method=CalibrationMethod.MinMax, extra_options=outputs_float, **scope,
-        )
+        extra = {"OpTypesToExcludeOutputQuantization": list(QUANTIZED_OP_TYPES),
+                 "CalibPercentile": ACTIVATION_PERCENTILE} if recipe else {}
+        with contextlib.redirect_stdout(io.StringIO()):  # the percentile calibrator prints its progress
+            quantize_static(
+                str(prepared), str(quantized), _reader(calibration), quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                calibrate_method=CalibrationMethod.Percentile if recipe else CalibrationMethod.MinMax,
+                extra_options=extra, **scope,
+            )
         model = onnx.load(str(quantized))
     if calibration_graph is not None:
         _fix_shape(model, [batch, 3, height, width])
     info = {"tool": "onnxruntime.quantization", "format": "QDQ", "weights": "int8 per channel",
             "activations": "uint8 per tensor", "keep_float": keep_float,
-            "calibration": "MinMax", "quantized": "convolution inputs" if recipe else "all ONNX Runtime quantizes",
+            "calibration": f"Percentile {ACTIVATION_PERCENTILE}" if recipe else "MinMax",
+            "quantized": "Conv inputs" if recipe else "all ONNX Runtime quantizes",
             "float_convolutions": float_convolutions, "calibration_batches": len(calibration),
             "calibration_shape": [batch, 3, calib_h, calib_w],
             "calibration_source": str(calibration_dir) if calibration_dir else "camera-shake views of bundled photos"}

@@ -44,7 +44,8 @@ def _adds_reading_only_dequantized(model: onnx.ModelProto) -> int:
 
 
 def test_default_recipe_keeps_adds_and_image_space_convolutions_float(tmp_path):
-    """The OpenVINO int8 export's recipe: convolution inputs only (adds read float tensors), not in image space."""
+    """The OpenVINO int8 export's recipe where ONNX Runtime can run it: Conv inputs only (adds read float
+    tensors), not in image space, transposed convolutions float (no int8 kernel on the CPU provider)."""
     model = load_checkpoint(DEMO_CHECKPOINT).build_model()
     fp32, auto, plain = tmp_path / "m.onnx", tmp_path / "auto.onnx", tmp_path / "plain.onnx"
     export_onnx(model, fp32, batch=1, height=H, width=W)
@@ -52,13 +53,20 @@ def test_default_recipe_keeps_adds_and_image_space_convolutions_float(tmp_path):
     plain_info = quantize_onnx_int8(fp32, plain, calibration_samples=2, keep_float="none")
     levels = model.config.levels
     assert len(info["float_convolutions"]) == 2 * levels and plain_info["float_convolutions"] == []
-    assert info["quantized"] == "convolution inputs" and plain_info["quantized"] == "all ONNX Runtime quantizes"
+    assert info["quantized"] == "Conv inputs" and plain_info["quantized"] == "all ONNX Runtime quantizes"
+    assert info["calibration"].startswith("Percentile") and plain_info["calibration"] == "MinMax"
     quantized, everything = onnx.load(str(auto)), onnx.load(str(plain))
     # the image-space convolutions read float weights (no DequantizeLinear in front of them)
     dequantized = {node.output[0] for node in quantized.graph.node if node.op_type == "DequantizeLinear"}
     convs = {node.name: node for node in quantized.graph.node if node.op_type == "Conv"}
     assert all(convs[name].input[1] not in dequantized for name in info["float_convolutions"])
     assert sum(node.input[1] in dequantized for node in convs.values()) > 0
+    # transposed convolutions read float tensors and float weights in the recipe, int8 ones in plain quantization
+    transposed = [node for node in quantized.graph.node if node.op_type == "ConvTranspose"]
+    assert transposed and not any(name in dequantized for node in transposed for name in node.input)
+    plain_transposed = [node for node in everything.graph.node if node.op_type == "ConvTranspose"]
+    assert all(node.input[0] in {n.output[0] for n in everything.graph.node if n.op_type == "DequantizeLinear"}
+               for node in plain_transposed)
     # every Add reads at least one float tensor in the recipe; plain quantization dequantizes all its inputs
     assert _adds_reading_only_dequantized(quantized) == 0 < _adds_reading_only_dequantized(everything)
     plain_convs = [node for node in everything.graph.node if node.op_type == "Conv"]

@@ -10,7 +10,12 @@ pytest.importorskip("executorch", reason="executorch is not installed (pip insta
 from dmphn_core.artifact import read_metadata  # noqa: E402
 from dmphn_core.errors import DMPHNError  # noqa: E402
 from export.exporter import ExportFailed, export_verified, exporter_for  # noqa: E402
-from export.to_executorch import _lower, export_executorch, image_space_convolutions  # noqa: E402
+from export.to_executorch import (  # noqa: E402
+    _lower,
+    _with_percentile_ranges,
+    export_executorch,
+    image_space_convolutions,
+)
 from export.verify import inputs_for, reference_output  # noqa: E402
 from runtimes.compare import psnr_db  # noqa: E402
 from runtimes.executorch import ExecuTorchRunner  # noqa: E402
@@ -56,6 +61,7 @@ def test_int8_keeps_adds_and_image_space_convolutions_float(tmp_path):
     assert quant["keep_float"] == "auto" and quant["float_op_types"] == ["add"]
     assert len(quant["float_convolutions"]) == 2 * model.config.levels
     assert quant["calibration_shape"] == [1, 3, H, W] and quant["calibration_batches"] == 2
+    assert quant["calibration"].startswith("Percentile")
     assert read_metadata(path)["quantization"]["float_convolutions"] == quant["float_convolutions"]
     plain = tmp_path / "plain.pte"
     export_executorch(model, plain, batch=1, height=H, width=W, precision="int8", calibration_samples=2,
@@ -70,6 +76,22 @@ def test_int8_keeps_adds_and_image_space_convolutions_float(tmp_path):
     assert all(20.0 < score < 80.0 for score in scores.values()), scores
     # the quantized-everything program is smaller: more int8 weights
     assert plain.stat().st_size < path.stat().st_size
+
+
+def test_int8_activation_ranges_leave_out_rare_outliers_but_keep_the_bulk():
+    """The recipe's observer: a few extreme values do not set the range (they would waste the 8 bits),
+    the bulk of every batch does, and the widest batch wins."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
+
+    config = _with_percentile_ranges(get_symmetric_quantization_config(is_per_channel=True))
+    observer = config.input_activation.observer_or_fake_quant_ctr()
+    bulk = torch.linspace(-1.0, 2.0, 400_000)
+    observer(torch.cat([bulk, torch.tensor([-50.0, 80.0])]))  # two outliers in 400 002 values
+    assert -1.01 < observer.min_val.item() < -0.99 and 1.99 < observer.max_val.item() < 2.01
+    observer(torch.linspace(-0.5, 3.0, 400_000))  # a brighter batch widens the top, not the bottom
+    assert -1.01 < observer.min_val.item() < -0.99 and 2.99 < observer.max_val.item() < 3.01
+    scale, _ = observer.calculate_qparams()
+    assert 0.015 < scale.item() < 0.017  # (3 - -1) / 255: the outliers did not stretch the steps
 
 
 def test_fp16_passes_its_bar_and_a_failed_verification_writes_nothing(tmp_path):

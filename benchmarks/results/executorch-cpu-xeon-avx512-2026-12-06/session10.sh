@@ -1,0 +1,26 @@
+#!/bin/bash
+# ExecuTorch rows at both sizes beside ort and ov (issue 29), after the int8 recipe moved to percentile
+# activation ranges (2026-12-06, session 10): rebuild the et int8 programs, parity of et/ort/ov int8 on
+# the authors' four frames (352x640: the resized copies of the isolated tables; 720x1280: as published),
+# then one round-robin dmphn-bench per size with the rows the issue's targets compare, on an idle machine.
+# Same $WORK and frames as ../cpu-amx-xeon-2026-12-06/complete_all.sh.
+set -uo pipefail
+OUT=$(cd "$(dirname "$0")" && pwd)
+cd "$OUT/../../.."
+export PYTHONPATH=$PWD DMPHN_CACHE=${DMPHN_CACHE:-/work/cache-bench-core}
+REF=${DMPHN_REFERENCE_DIR:-/work/shared/reference/dmphn-authors}
+CK=${CK:-$DMPHN_CACHE/authors-1248.pt}
+FRAMES352=${FRAMES352:-$DMPHN_CACHE/frames-352x640}
+WORK=${WORK:-$DMPHN_CACHE/artifacts}
+PY=${PY:-$PWD/.venv/bin/python}
+ROWS=(--runtime torch-ref,ort,ov,et --precision fp32,int8)
+bench() { "$PY" -c "from cli.bench import bench_main; bench_main()" -c "$CK" --device cpu --threads 2 --workdir "$WORK" "$@"; }
+parity() { "$PY" -c "from cli.bench import parity_main; parity_main()" -c "$CK" --device cpu --threads 2 --workdir "$WORK" "$@"; }
+for size in 352x640 720x1280; do bench --runtime et --precision int8 --shape $size --prepare-only; done
+parity --runtime et,ort,ov --precision int8 --inputs "$FRAMES352" --json "$OUT/parity_352x640_int8_s10.json" --markdown "$OUT/parity_352x640_int8_s10.md"
+parity --runtime et,ort,ov --precision int8 --inputs "$REF/test_samples" --json "$OUT/parity_720x1280_int8_s10.json" --markdown "$OUT/parity_720x1280_int8_s10.md"
+uptime; date -u
+bench "${ROWS[@]}" --inputs "$FRAMES352" --warmup 1 --iters 3 --rounds 6 --json "$OUT/bench_352x640_s10.json" --markdown "$OUT/bench_352x640_s10.md"
+uptime; date -u
+bench "${ROWS[@]}" --inputs "$REF/test_samples" --warmup 1 --iters 1 --rounds 3 --json "$OUT/bench_720x1280_s10.json" --markdown "$OUT/bench_720x1280_s10.md"
+uptime; date -u
