@@ -15,6 +15,7 @@ from export.to_executorch import (  # noqa: E402
     _with_percentile_ranges,
     export_executorch,
     image_space_convolutions,
+    output_block_convolutions,
 )
 from export.verify import inputs_for, reference_output  # noqa: E402
 from runtimes.compare import psnr_db  # noqa: E402
@@ -59,7 +60,8 @@ def test_int8_keeps_adds_and_image_space_convolutions_float(tmp_path):
     info = export_executorch(model, path, batch=1, height=H, width=W, precision="int8", calibration_samples=2)
     quant = info["quantization"]
     assert quant["keep_float"] == "auto" and quant["float_op_types"] == ["add"]
-    assert len(quant["float_convolutions"]) == 2 * model.config.levels
+    # the image-space convolutions (2 a level) and the level-1 decoder's last residual block (2)
+    assert len(quant["float_convolutions"]) == 2 * model.config.levels + 2
     assert quant["calibration_shape"] == [1, 3, H, W] and quant["calibration_batches"] == 2
     assert quant["calibration"].startswith("Percentile")
     assert read_metadata(path)["quantization"]["float_convolutions"] == quant["float_convolutions"]
@@ -76,6 +78,16 @@ def test_int8_keeps_adds_and_image_space_convolutions_float(tmp_path):
     assert all(20.0 < score < 80.0 for score in scores.values()), scores
     # the quantized-everything program is smaller: more int8 weights
     assert plain.stat().st_size < path.stat().st_size
+
+
+def test_the_output_block_is_the_level_1_decoders_last_residual_block():
+    model = random_model("1-2", seed=1)
+    graph = torch.export.export(model.eval(), (torch.rand(1, 3, H, W),)).module()
+    names = output_block_convolutions(graph, model)
+    modules = {node.name: list(node.meta["nn_module_stack"].values())[-1][0] for node in graph.graph.nodes
+               if node.meta.get("nn_module_stack")}
+    assert [modules[name] for name in names] == ["decoders.0.layers.7.body.0", "decoders.0.layers.7.body.2"]
+    assert not set(names) & set(image_space_convolutions(graph))
 
 
 def test_int8_activation_ranges_leave_out_rare_outliers_but_keep_the_bulk():
