@@ -18,9 +18,10 @@ far as ONNX Runtime allows, and what its CPU provider can run in int8:
 * activation ranges by the 99.999th percentile of the calibration histograms
   (``CalibrationMethod.Percentile``), not the extremes (MinMax).
 
-Measured on the authors' DMPHN-1-2-4-8, PSNR vs ONNX Runtime fp32 on the centre 352x640 crops of
-their GoPro frames 000001 / 000007 / 000013 / 000019, 9 calibration views at 128x256 (2-core AMX
-Xeon, 2026-12-06): this recipe 43.45 / 43.33 / 42.77 / 42.09 dB; with MinMax ranges 41.83 / 42.45
+Measured on the authors' DMPHN-1-2-4-8, PSNR vs ONNX Runtime fp32 on 352x640 copies (bicubic
+resize, rows 4-355) of their GoPro frames 000001 / 000007 / 000013 / 000019, 9 calibration views
+at 128x256 (2-core AMX Xeon, 2026-12-06): this recipe 43.45 / 43.33 / 42.77 / 42.09 dB (the whole
+720x1280 frames, vs PyTorch fp32: 41.64 / 43.00 / 41.60 / 40.14); with MinMax ranges 41.83 / 42.45
 / 41.83 / 40.01; MinMax with the transposed convolutions quantized too (the recipe before
 2026-12-06) 41.68 / 42.22 / 41.67 / 40.12; the 99.99th percentile clips (44.61 / 40.32 / 38.64 /
 41.39). Quantizing the convolution outputs as well would let ONNX Runtime run every convolution
@@ -65,7 +66,6 @@ QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 QUANTIZED_OP_TYPES = ("Conv",)
 #: The convolution op types (image-space ones are found among these).
 CONVOLUTION_OP_TYPES = ("Conv", "ConvTranspose")
-
 
 
 def is_quantized(model: onnx.ModelProto) -> bool:
