@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .errors import DMPHNError
+from .errors import DMPHNError, exception_line
 from .model import DMPHNConfig
 
 INPUT_NAME = "blurred"
@@ -249,7 +249,7 @@ def _executorch_metadata(path: Path) -> str | None:
             return None
         values = program.load_method(EXECUTORCH_METADATA_METHOD).call([])
     except Exception as exc:  # noqa: BLE001 - the pybindings raise RuntimeError with the runtime's status
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = exception_line(exc)
         raise DMPHNError(f"cannot read ExecuTorch program {path}: {first}") from None
     return values[0] if values and isinstance(values[0], str) else None
 

@@ -17,3 +17,9 @@ class ImageError(DMPHNError):
 
 class RuntimeUnavailable(DMPHNError):
     """A runtime (TensorRT, CUDA, onnxruntime-gpu…) is not installed or has no device here."""
+
+
+def exception_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type name when it has none): runtimes and exporters
+    raise multi-line C++ traces, and the user gets one line."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import DMPHNError
+from .errors import DMPHNError, exception_line
 
 
 @contextlib.contextmanager
@@ -146,7 +146,7 @@ def write_failure(exc: BaseException, folder: str | os.PathLike) -> str | None:
         free = None
     if free is not None and free < NEARLY_FULL_BYTES:
         return f"no space left on the device ({free >> 20} MiB free in {folder})"
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = exception_line(exc)
     return f"the write failed ({first}); is the disk full or the folder read-only?"
 
 

@@ -36,7 +36,7 @@ import torch
 from dmphn_core import __version__
 from dmphn_core.artifact import artifact_files
 from dmphn_core.checkpoint import load_checkpoint
-from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from dmphn_core.errors import DMPHNError, RuntimeUnavailable, exception_line
 from dmphn_core.fileio import CACHE_ENV, file_sha256, remove_stale_temporaries, strict_json, user_cache_dir, write_text_atomic
 from dmphn_core.model import DMPHN
 from runtimes import runner_class, runner_classes
@@ -239,7 +239,7 @@ class PerShapeRunner(Runner):
                 cached = isinstance(path, Path) and self.store.root.resolve() in path.resolve().parents
                 if attempt == 2 or len(self.built) > built_before or not cached:
                     raise  # just built (the export itself is wrong), or not the cache's file: no retry
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                reason = exception_line(exc)
                 self.store.invalidate(path, runner.artifact_format, f"not loadable ({reason})")
         raise AssertionError("unreachable: the second attempt returns or raises")
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from dmphn_core.artifact import METADATA_KEY, artifact_metadata, metadata_json
-from dmphn_core.errors import DMPHNError
+from dmphn_core.errors import DMPHNError, exception_line
 from dmphn_core.fileio import atomic_path
 from dmphn_core.model import DMPHN
 from dmphn_core.precision import check_precision, torch_dtype
@@ -72,7 +72,7 @@ def export_aoti(
         try:
             program = torch.export.export(module, (example,), dynamic_shapes=dynamic_shapes)
         except Exception as exc:  # noqa: BLE001 - export raises many kinds; the user gets one line
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = exception_line(exc)
             raise DMPHNError(f"torch.export failed for {model.config.name}: {first}") from exc
         export_seconds = time.perf_counter() - begin
         with atomic_path(path) as tmp:

@@ -50,7 +50,7 @@ from typing import Any
 import torch
 
 from dmphn_core.artifact import EXECUTORCH_METADATA_METHOD, artifact_metadata, metadata_json
-from dmphn_core.errors import DMPHNError
+from dmphn_core.errors import DMPHNError, exception_line
 from dmphn_core.fileio import write_bytes_atomic
 from dmphn_core.model import DMPHN, IMAGE_CHANNELS, ResBlock
 from runtimes.executorch import check_executorch_available, executorch_version
@@ -131,7 +131,7 @@ def _export(module: torch.nn.Module, example: torch.Tensor, name: str, dynamic_s
     try:
         return torch.export.export(module, (example,), dynamic_shapes=dynamic_shapes)
     except Exception as exc:  # noqa: BLE001 - export raises many kinds; the user gets one line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = exception_line(exc)
         raise DMPHNError(f"torch.export failed for {name}: {first}") from exc
 
 

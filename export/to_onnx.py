@@ -36,7 +36,7 @@ from dmphn_core.artifact import (
     metadata_json,
     onnx_model_metadata,
 )
-from dmphn_core.errors import DMPHNError
+from dmphn_core.errors import DMPHNError, exception_line
 from dmphn_core.fileio import write_bytes_atomic
 from dmphn_core.model import DMPHN
 
@@ -190,7 +190,7 @@ def export_onnx(
                 dynamic_shapes=_dynamic_shapes(model, dynamic_batch, dynamic_hw),
             )
     except Exception as exc:  # the exporter raises many kinds; the user gets one line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = exception_line(exc)
         raise DMPHNError(f"torch.onnx.export failed for {model.config.name}: {first}") from exc
     finally:
         source.train(was_training)

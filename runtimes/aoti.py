@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from dmphn_core.artifact import config_of, read_metadata
-from dmphn_core.errors import DMPHNError
+from dmphn_core.errors import DMPHNError, exception_line
 
 from .base import Runner, require_cuda
 from .profiling import profile_torch
@@ -58,7 +58,7 @@ class AOTIRunner(Runner):
         try:
             package = torch._inductor.aoti_load_package(str(self.path))
         except Exception as exc:  # noqa: BLE001 - the loader raises RuntimeError with C++ context
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = exception_line(exc)
             raise DMPHNError(f"cannot load AOTInductor package {self.path}: {first}") from None
         self.load_seconds = time.perf_counter() - begin
         self.metadata = read_metadata(self.path, "aoti")

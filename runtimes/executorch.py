@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 
 from dmphn_core.artifact import EXECUTORCH_METADATA_METHOD, config_of, read_metadata
-from dmphn_core.errors import DMPHNError
+from dmphn_core.errors import DMPHNError, exception_line
 
 from .base import Runner
 
@@ -110,7 +110,7 @@ class ExecuTorchRunner(Runner):
         try:
             self.module = lib._load_for_executorch(str(self.path))
         except Exception as exc:  # noqa: BLE001 - the bindings raise RuntimeError with the runtime's status
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = exception_line(exc)
             raise DMPHNError(f"cannot load ExecuTorch program {self.path}: {first}") from None
         self.input_shape = tuple(self.metadata["export_shape"])
         self.model_config = config_of(self.metadata)

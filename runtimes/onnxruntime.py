@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from dmphn_core.artifact import INPUT_NAME, OUTPUT_NAME, config_of, read_metadata
-from dmphn_core.errors import DMPHNError, RuntimeUnavailable
+from dmphn_core.errors import DMPHNError, RuntimeUnavailable, exception_line
 
 from .base import Runner, require_cuda
 from .layers import MarkedOutputs, mark_onnx
@@ -166,7 +166,7 @@ class OnnxRuntimeRunner(Runner):
             return ort.InferenceSession(str(self.path) if model is None else model, options,
                                         providers=self._providers())
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind types (InvalidProtobuf, Fail…)
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = exception_line(exc)
             raise DMPHNError(f"cannot load ONNX model {self.path}: {first}") from None
 
     def _profile(self, x: torch.Tensor) -> Profile:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from dmphn_core.artifact import config_of, read_metadata
-from dmphn_core.errors import DMPHNError
+from dmphn_core.errors import DMPHNError, exception_line
 
 from .base import Runner, require_cuda
 from .profiling import profile_torch
@@ -50,7 +50,7 @@ class TorchScriptRunner(Runner):
             with torchscript_on_purpose():
                 module = torch.jit.load(str(self.path), map_location=self.device)
         except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/ValueError with long C++ traces
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = exception_line(exc)
             raise DMPHNError(f"cannot load TorchScript module {self.path}: {first}") from None
         self.module = module.eval()
         self.metadata = read_metadata(self.path, "torchscript")
