@@ -1,6 +1,7 @@
 """A per-user cache of verified artifacts, and the runner that serves a checkpoint from it.
 
-Artifacts are keyed by (checkpoint content, format, device, precision, shape, toolkit version):
+Artifacts are keyed by (checkpoint content, format, device, precision, shape, toolkit version, the
+exporter's recipe revision):
 built once by :func:`export.exporter.export_verified`, verified once, and reused by every later
 call. Each entry has a record (``<artifact>.verified.json``) with the sha256 of every file the
 artifact consists of (:func:`dmphn_core.artifact.artifact_files`: the OpenVINO ``.bin``, the
@@ -76,8 +77,10 @@ class ArtifactStore:
     notice: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
     def path(self, digest: str, fmt: str, batch: int, height: int, width: int, device: str, precision: str) -> Path:
-        suffix = exporter_for(fmt).suffix
-        return self.root / digest / f"{fmt}_{device}_{precision}_b{batch}_{height}x{width}_v{__version__}{suffix}"
+        exporter = exporter_for(fmt)
+        recipe = f"r{exporter.recipe}" if exporter.recipe else ""
+        return (self.root / digest
+                / f"{fmt}_{device}_{precision}_b{batch}_{height}x{width}_v{__version__}{recipe}{exporter.suffix}")
 
     def get(self, model: DMPHN, fmt: str, batch: int, height: int, width: int, device: str, precision: str,
             *, digest: str | None = None, **options: Any) -> tuple[Path, bool]:

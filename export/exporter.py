@@ -61,10 +61,19 @@ class Exporter:
     source_format: str | None = None
     #: build options an artifact cache passes for artifacts it keeps in a folder (a TensorRT timing cache there)
     cache_options: Callable[[Path], dict[str, Any]] = field(default=_no_cache_options)
+    #: the recipe's revision: raised when the same model and settings would now give a different
+    #: artifact (a quantization recipe changed), so that cached artifacts and measured speeds of the
+    #: old recipe are rebuilt and measured again rather than trusted; 0 until it first changes
+    recipe: int = 0
 
     def __post_init__(self) -> None:
         if self.companions is None:
             object.__setattr__(self, "companions", functools.partial(companion_paths, fmt=self.format))
+
+
+def recipe_revisions() -> str:
+    """The exporters' raised recipe revisions as one string for cache keys (``"executorch1"``; ``""`` if none)."""
+    return ",".join(f"{fmt}{exporter.recipe}" for fmt, exporter in sorted(exporters().items()) if exporter.recipe)
 
 
 @functools.cache

@@ -3,7 +3,8 @@
 A table holds the headline latency (``p50_ms``) of each (runtime, precision) that ran, for one
 set of weights (their content hash, :func:`export.cache.model_digest`), one input size, one
 machine (CPU model, the ISA features that decide reduced-precision speed, threads; the GPU on
-CUDA) and one toolkit version: change any of them and the table no longer applies, so it is
+CUDA), one toolkit version and the exporters' recipe revisions
+(:func:`export.exporter.recipe_revisions`): change any of them and the table no longer applies, so it is
 not read. Tables live in the per-user cache beside the artifacts (``speed-tables/``), written
 atomically as strict JSON that carries the sha256 of its own content; a table that fails that
 check, or whose key is not the one asked for, is ignored (with a line saying so), never trusted.
@@ -29,6 +30,8 @@ from dmphn_core.cpu import cpu_features, cpu_model
 from dmphn_core.fileio import strict_json, user_cache_dir, write_text_atomic
 from dmphn_core.precision import PRECISIONS
 
+from .exporter import recipe_revisions
+
 TABLE_KIND = "dmphn-speed-table"
 
 
@@ -46,6 +49,7 @@ class TableKey:
     gpu: str | None = None
     batch: int = 1
     toolkit: str = __version__
+    recipes: str = ""
 
     @classmethod
     def here(cls, weights: str, height: int, width: int, device: str = "cpu", threads: int | None = None,
@@ -53,7 +57,8 @@ class TableKey:
         """The key of this machine now (``threads`` None: torch's current thread count)."""
         gpu = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else None
         isa = tuple(name for name, present in cpu_features().items() if present)
-        return cls(weights, height, width, device, cpu_model(), isa, threads or torch.get_num_threads(), gpu, batch)
+        return cls(weights, height, width, device, cpu_model(), isa, threads or torch.get_num_threads(), gpu, batch,
+                   recipes=recipe_revisions())
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "isa": list(self.isa)}
@@ -95,7 +100,7 @@ def _read(path: Path, key: TableKey) -> tuple[list[dict[str, Any]] | None, str |
     if _content_sha256(recorded_key, rows) != recorded_sha:
         return None, "corrupt (its content no longer matches its sha256)"
     if recorded_key != key.to_dict():
-        return None, "for another machine, weights, size or toolkit version"
+        return None, "for another machine, weights, size, toolkit version or export recipe"
     if not isinstance(rows, list) or not all(_valid_row(row) for row in rows):
         return None, "malformed (a row without a runtime, precision or positive p50_ms)"
     return rows, None

@@ -54,6 +54,24 @@ def test_a_new_checkpoint_gets_a_new_key(filled_store_root):
     assert cached != other and not built_first and built_second  # the copied entry is not the new model's
 
 
+def test_a_raised_recipe_revision_rebuilds_only_that_formats_entries(filled_store_root, monkeypatch):
+    import dataclasses
+
+    from export import exporter as exporter_module
+
+    model = random_model(1)
+    store = ArtifactStore(filled_store_root)
+    cached, _ = store.get(model, "onnx", 1, H, W, "cpu", "fp32")
+    onnx_exporter = exporter_module.exporters()["onnx"]
+    revised = {**exporter_module.exporters(), "onnx": dataclasses.replace(onnx_exporter, recipe=onnx_exporter.recipe + 1)}
+    monkeypatch.setattr(exporter_module, "exporters", lambda: revised)
+    rebuilt, built = store.get(model, "onnx", 1, H, W, "cpu", "fp32")
+    assert built and rebuilt != cached and rebuilt.parent == cached.parent
+    assert rebuilt.name.endswith(f"r{onnx_exporter.recipe + 1}.onnx")
+    assert f"onnx{onnx_exporter.recipe + 1}" in exporter_module.recipe_revisions().split(",")
+    assert store.path("d", "openvino", 1, H, W, "cpu", "fp32").name.endswith("_v" + cache_module.__version__ + ".xml")
+
+
 def test_a_one_time_export_is_announced_with_the_last_export_time(filled_store_root):
     """Issue 28: the first call at a new size said nothing for minutes while it exported."""
     notices: list[str] = []

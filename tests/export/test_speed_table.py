@@ -22,7 +22,8 @@ def test_recorded_speeds_read_back_and_merge(tmp_path):
 
 
 @pytest.mark.parametrize("change", [dict(threads=1), dict(isa=("avx2", "amx_int8")), dict(cpu="Other CPU"),
-                                    dict(weights="def456"), dict(width=128), dict(toolkit="0.0.1")])
+                                    dict(weights="def456"), dict(width=128), dict(toolkit="0.0.1"),
+                                    dict(recipes="executorch2")])
 def test_a_table_applies_only_to_its_own_key(tmp_path, change):
     record_speeds(_key(), tmp_path, [{"runtime": "ort", "precision": "fp32", "p50_ms": 3.0}])
     assert measured_speeds(_key(**change), tmp_path) == {}
@@ -68,3 +69,12 @@ def test_bench_rows_are_recorded_per_size_ok_rows_only(tmp_path):
     here = TableKey.here("abc123", 32, 64, "cpu", 2)
     assert measured_speeds(here, tmp_path) == {("ort", "fp32"): 4.0, ("ov", "fp32"): 2.0}
     assert measured_speeds(TableKey.here("abc123", 64, 64, "cpu", 2), tmp_path) == {("ov", "fp32"): 8.0}
+
+
+def test_the_key_of_this_machine_carries_the_exporters_recipe_revisions():
+    from export.exporter import exporters, recipe_revisions
+
+    key = TableKey.here("abc123", 32, 64)
+    assert key.recipes == recipe_revisions() and key.to_dict()["recipes"] == key.recipes
+    raised = [f"{fmt}{exporter.recipe}" for fmt, exporter in sorted(exporters().items()) if exporter.recipe]
+    assert key.recipes.split(",") == raised and raised  # the ExecuTorch int8 adds raised one already

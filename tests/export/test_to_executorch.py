@@ -15,6 +15,7 @@ from export.to_executorch import (  # noqa: E402
     _with_percentile_ranges,
     export_executorch,
     image_space_convolutions,
+    int8_residual_adds,
     output_block_convolutions,
 )
 from export.verify import inputs_for, reference_output  # noqa: E402
@@ -60,6 +61,7 @@ def test_int8_keeps_adds_and_image_space_convolutions_float(tmp_path):
     info = export_executorch(model, path, batch=1, height=H, width=W, precision="int8", calibration_samples=2)
     quant = info["quantization"]
     assert quant["keep_float"] == "auto" and quant["float_op_types"] == ["add"]
+    assert len(quant["int8_adds"]) == 6  # DMPHN-1: the level-1 encoder's six residual blocks
     # the image-space convolutions (2 a level) and the level-1 decoder's last residual block (2)
     assert len(quant["float_convolutions"]) == 2 * model.config.levels + 2
     assert quant["calibration_shape"] == [1, 3, H, W] and quant["calibration_batches"] == 2
@@ -88,6 +90,32 @@ def test_the_output_block_is_the_level_1_decoders_last_residual_block():
                if node.meta.get("nn_module_stack")}
     assert [modules[name] for name in names] == ["decoders.0.layers.7.body.0", "decoders.0.layers.7.body.2"]
     assert not set(names) & set(image_space_convolutions(graph))
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_int8_adds_are_the_level_1_encoders_and_the_higher_levels_decoders(wrapped):
+    from runtimes.torch_utils import Float32IO
+
+    model = random_model("1-2-4", seed=1).eval()
+    module = Float32IO(model, torch.float32).eval() if wrapped else model  # the exporter wraps it
+    graph = torch.export.export(module, (torch.rand(1, 3, H, W),)).module()
+    names = int8_residual_adds(graph, model)
+    blocks = sorted(list(node.meta["nn_module_stack"].values())[-1][0].removeprefix("model.")
+                    for node in graph.graph.nodes if node.name in names)
+    residual = [f"layers.{i}" for i in (1, 2, 4, 5, 7, 8)]  # encoder: conv, 2 blocks, conv, 2 blocks, ...
+    expected = [f"encoders.0.{layer}" for layer in residual]
+    expected += [f"decoders.{level}.layers.{i}" for level in (1, 2) for i in (0, 1, 3, 4, 6, 7)]
+    assert blocks == sorted(expected)
+    # the adds between levels (image + residual, features + features) are never among them
+    all_adds = [node for node in graph.graph.nodes if "add" in str(node.target)]
+    assert len(all_adds) > len(names)
+    # and the filter quantizes exactly these adds, while the float convolutions stay float
+    from export.to_executorch import _keep_float_filter
+
+    float_convs = set(output_block_convolutions(graph, model))
+    keep = _keep_float_filter(float_convs, set(names))
+    assert {node.name for node in all_adds if keep(node)} == set(names)
+    assert not any(keep(node) for node in graph.graph.nodes if node.name in float_convs)
 
 
 def test_int8_activation_ranges_leave_out_rare_outliers_but_keep_the_bulk():
