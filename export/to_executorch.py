@@ -284,9 +284,9 @@ def int8_residual_adds(graph: torch.fx.GraphModule, model: DMPHN) -> list[str]:
     is one operator (at 352x640, 62 instead of 110 conversions, 4-7 % of the call, per-round
     ratio medians of 20 and 30 alternating calls). Where an int8 add costs, measured group by group on the
     authors' weights (352x640, their four frames, everything else this recipe, PSNR vs fp32 of
-    the worst frame, 000019; all float 41.87 dB): the level-2..4 decoders' adds 41.65, the
-    level-1 encoder's and those together 41.58; the level-2..4 encoders' 40.42, the level-1
-    decoder's 40.19 (their features are added into, or are, the final level's), so those stay float.
+    the worst frame, 000019; all float 41.87 dB): the level-2..4 decoders' adds alone 41.65, the
+    level-1 encoder's and those together 41.58; the level-2..4 encoders' alone 40.42, and adding
+    the level-1 decoder's (but its float last block) to this recipe 40.19, so those stay float.
     """
     scopes = ("encoders.0.",) + tuple(f"decoders.{level}." for level in range(1, len(model.decoders)))
     blocks = {name for name, module in model.named_modules() if isinstance(module, ResBlock) and name.startswith(scopes)}
