@@ -55,7 +55,7 @@ def test_image_space_convolutions_are_the_first_and_last_of_each_level():
     assert len(image_space_convolutions(graph)) == 2 * model.config.levels
 
 
-def test_int8_keeps_adds_and_image_space_convolutions_float(tmp_path):
+def test_int8_keeps_the_recipes_float_parts_float(tmp_path):
     model = _demo_model()
     path = tmp_path / "int8.pte"
     info = export_executorch(model, path, batch=1, height=H, width=W, precision="int8", calibration_samples=2)
