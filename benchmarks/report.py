@@ -6,6 +6,7 @@ import csv
 import io
 import math
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,14 @@ def add_speedups(rows: list[dict[str, Any]]) -> None:
 
     For a one-level model the per-patch and static forms are the same computation, so the
     ratio would only measure noise: ``speedup_vs_ref`` is None and ``speedup_vs_ref_note`` says why.
+    With two or more rounds also ``speedup_vs_ref_rounds`` (the ratio round by round, reference and
+    row timed seconds apart) and their median ``speedup_vs_ref_round_median``: the headline pairs each
+    row's best round with the reference's best, which under drifting load may be different rounds.
     Also flags noisy rows (see ``flag_spread``).
     """
     flag_spread(rows)
     baselines = {
-        (r["device"], r["batch"], r["height"], r["width"]): r["p50_ms"]
+        (r["device"], r["batch"], r["height"], r["width"]): r
         for r in rows
         if r["runtime"] == BASELINE_RUNTIME and r["precision"] == "fp32" and r.get("status") == "ok"
     }
@@ -48,7 +52,11 @@ def add_speedups(rows: list[dict[str, Any]]) -> None:
             continue
         base = baselines.get((row["device"], row["batch"], row["height"], row["width"]))
         if base:
-            row["speedup_vs_ref"] = base / row["p50_ms"]
+            row["speedup_vs_ref"] = base["p50_ms"] / row["p50_ms"]
+            base_rounds, own_rounds = base.get("round_p50_ms") or [], row.get("round_p50_ms") or []
+            if len(own_rounds) >= 2 and len(own_rounds) == len(base_rounds):
+                row["speedup_vs_ref_rounds"] = [ref / own for ref, own in zip(base_rounds, own_rounds)]
+                row["speedup_vs_ref_round_median"] = statistics.median(row["speedup_vs_ref_rounds"])
 
 
 def flag_spread(rows: list[dict[str, Any]], limit: float = SPREAD_LIMIT) -> None:
@@ -128,7 +136,10 @@ def machine_block(machine: dict[str, Any]) -> str:
 def _vs_ref(row: dict[str, Any]) -> str:
     if row.get("speedup_vs_ref_note"):
         return "n/a"
-    return (_fmt(row.get("speedup_vs_ref")) + "×") if row.get("speedup_vs_ref") else ""
+    if not row.get("speedup_vs_ref"):
+        return ""
+    per_round = row.get("speedup_vs_ref_round_median")
+    return _fmt(row["speedup_vs_ref"]) + "×" + (f" ({_fmt(per_round)}×)" if per_round is not None else "")
 
 
 def _status(row: dict[str, Any]) -> str:
@@ -183,7 +194,7 @@ def bench_markdown(rows: list[dict[str, Any]]) -> str:
         "and went). mean/p90/p99/min: every call of every round, ms (CUDA: CUDA events; CPU: wall clock). "
         "floor: the model's direct-convolution FLOPs at the peak rate of the widest instruction set this "
         "device has for the row's precision (basis below); ×floor: p50 over that floor, below 1 only with fewer "
-        "multiplies than direct convolution (Winograd: up to 2.25x), flagged **beats floor** below 1/2.25. vs ref: p50 of the per-patch PyTorch reference (fp32) over this row's, same run. "
+        "multiplies than direct convolution (Winograd: up to 2.25x), flagged **beats floor** below 1/2.25. vs ref: p50 of the per-patch PyTorch reference (fp32) over this row's, same run; in brackets the median of the same ratio taken round by round (each round's two medians seconds apart): when the load drifts, the steadier figure. "
         "peak MB: peak resident (CPU) or device (CUDA) memory above the level before loading. "
         "build s: artifact export/compile time (torch.compile: first-call compile), not in the latency. "
         f"noisy: p50/min or p90/p50 above {SPREAD_LIMIT} (a busy machine); do not trust that row's ratios."

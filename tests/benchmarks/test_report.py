@@ -77,6 +77,25 @@ def test_speedup_is_reference_time_over_own_time_per_shape():
     assert [row["speedup_vs_ref"] for row in rows] == pytest.approx([1.0, 4.0, 0.5, 1.0, 5.0, 8.0])
 
 
+def test_the_ratio_is_also_taken_round_by_round_where_the_rounds_match():
+    # drifting load: the reference's best round (1) and the row's best (2) are different rounds
+    reference = {**_row("torch-ref", 100.0), "round_p50_ms": [100.0, 140.0, 120.0], "round_spread": 1.4}
+    row = {**_row("et", 35.0), "round_p50_ms": [50.0, 35.0, 60.0], "round_spread": 1.71}
+    other_rounds = {**_row("ort", 50.0), "round_p50_ms": [50.0, 60.0], "round_spread": 1.2}  # not the same rounds
+    rows = [reference, row, other_rounds]
+    add_speedups(rows)
+    assert row["speedup_vs_ref"] == pytest.approx(100.0 / 35.0)
+    assert row["speedup_vs_ref_rounds"] == pytest.approx([2.0, 4.0, 2.0])
+    assert row["speedup_vs_ref_round_median"] == pytest.approx(2.0)
+    assert reference["speedup_vs_ref_round_median"] == pytest.approx(1.0)
+    assert "speedup_vs_ref_rounds" not in other_rounds and other_rounds["speedup_vs_ref"] == pytest.approx(2.0)
+    table = bench_markdown(rows)
+    line = next(line for line in table.splitlines() if line.startswith("| et-cpu-fp32"))
+    assert "| 2.86× (2.00×) |" in line
+    assert "| 2.00× |" in next(line for line in table.splitlines() if line.startswith("| ort-cpu-fp32"))
+    assert "round by round" in table
+
+
 def test_no_speedup_without_a_measured_reference_or_for_failed_rows():
     rows = [_shaped_row("torch-ref", 40.0, status="skipped"), _shaped_row("torch", 10.0),
             _shaped_row("torch-ref", 40.0, height=128), _shaped_row("ort", 10.0, height=128, status="error")]
