@@ -33,7 +33,7 @@ def add_speedups(rows: list[dict[str, Any]]) -> None:
     For a one-level model the per-patch and static forms are the same computation, so the
     ratio would only measure noise: ``speedup_vs_ref`` is None and ``speedup_vs_ref_note`` says why.
     With two or more rounds also ``speedup_vs_ref_rounds`` (the ratio round by round, reference and
-    row timed seconds apart) and their median ``speedup_vs_ref_round_median``: the headline pairs each
+    row timed in the same round) and their median ``speedup_vs_ref_round_median``: the headline pairs each
     row's best round with the reference's best, which under drifting load may be different rounds.
     Also flags noisy rows (see ``flag_spread``).
     """
@@ -194,7 +194,7 @@ def bench_markdown(rows: list[dict[str, Any]]) -> str:
         "and went). mean/p90/p99/min: every call of every round, ms (CUDA: CUDA events; CPU: wall clock). "
         "floor: the model's direct-convolution FLOPs at the peak rate of the widest instruction set this "
         "device has for the row's precision (basis below); ×floor: p50 over that floor, below 1 only with fewer "
-        "multiplies than direct convolution (Winograd: up to 2.25x), flagged **beats floor** below 1/2.25. vs ref: p50 of the per-patch PyTorch reference (fp32) over this row's, same run; in brackets the median of the same ratio taken round by round (each round's two medians seconds apart): when the load drifts, the steadier figure. "
+        "multiplies than direct convolution (Winograd: up to 2.25x), flagged **beats floor** below 1/2.25. vs ref: p50 of the per-patch PyTorch reference (fp32) over this row's, same run; in brackets the median of the same ratio taken round by round (both medians from the same round): when the load drifts, the steadier figure. "
         "peak MB: peak resident (CPU) or device (CUDA) memory above the level before loading. "
         "build s: artifact export/compile time (torch.compile: first-call compile), not in the latency. "
         f"noisy: p50/min or p90/p50 above {SPREAD_LIMIT} (a busy machine); do not trust that row's ratios."
