@@ -186,14 +186,16 @@ def _quantized_module(model: DMPHN, module: torch.nn.Module, batch: int, height:
     ch, cw = calibration_shape(height, width, (bh, bw))
     example = torch.rand(batch, 3, ch, cw, generator=torch.Generator().manual_seed(0))
     graph = _export(module, example, model.config.name, dynamic_shapes=_dynamic_hw(bh, bw, height, width)).module()
-    float_convs = image_space_convolutions(graph) + output_block_convolutions(graph, model) if keep_float == "auto" else []
-    int8_adds = int8_residual_adds(graph, model) if keep_float == "auto" else []
+    quantizer = XNNPACKQuantizer()
     config = get_symmetric_quantization_config(is_per_channel=True)
+    float_convs: list[str] = []
+    int8_adds: list[str] = []
     if keep_float == "auto":
+        float_convs = image_space_convolutions(graph) + output_block_convolutions(graph, model)
+        int8_adds = int8_residual_adds(graph, model)
         config = _with_percentile_ranges(config)
-    quantizer = XNNPACKQuantizer().set_global(config)
-    if keep_float == "auto":
         quantizer.set_filter_function(_keep_float_filter(set(float_convs), set(int8_adds)))
+    quantizer.set_global(config)
     prepared = prepare_pt2e(graph, quantizer)
     calibration = calibration_batches(batch, ch, cw, calibration_dir, calibration_samples)
     for images in calibration:
@@ -270,10 +272,7 @@ def output_block_convolutions(graph: torch.fx.GraphModule, model: DMPHN) -> list
     """
     layers = model.decoders[0].layers
     last_block = max(index for index, layer in enumerate(layers) if isinstance(layer, ResBlock))
-    scope = f"decoders.0.layers.{last_block}."
-    return [node.name for node in graph.graph.nodes
-            if node.op == "call_function" and str(node.target) in _CONV_TARGETS
-            and any(f".{scope}" in f".{name}." for name, _ in (node.meta.get("nn_module_stack") or {}).values())]
+    return _nodes_in_modules(graph, _CONV_TARGETS, {f"decoders.0.layers.{last_block}"})
 
 
 def int8_residual_adds(graph: torch.fx.GraphModule, model: DMPHN) -> list[str]:
@@ -290,13 +289,19 @@ def int8_residual_adds(graph: torch.fx.GraphModule, model: DMPHN) -> list[str]:
     """
     scopes = ("encoders.0.",) + tuple(f"decoders.{level}." for level in range(1, len(model.decoders)))
     blocks = {name for name, module in model.named_modules() if isinstance(module, ResBlock) and name.startswith(scopes)}
+    return _nodes_in_modules(graph, _ADD_TARGETS, blocks)
+
+
+def _nodes_in_modules(graph: torch.fx.GraphModule, targets: tuple[str, ...], modules: set[str]) -> list[str]:
+    """Names of the ``targets`` nodes that run in one of ``modules`` (names in the model) or below it;
+    the exported graph may name them with a wrapper's prefix ("model." under Float32IO)."""
     names = []
     for node in graph.graph.nodes:
-        if node.op != "call_function" or str(node.target) not in _ADD_TARGETS:
+        if node.op != "call_function" or str(node.target) not in targets:
             continue
         stack = list((node.meta.get("nn_module_stack") or {}).values())
-        innermost = f".{stack[-1][0]}" if stack else ""  # "model." in front when wrapped (Float32IO)
-        if any(innermost.endswith(f".{block}") for block in blocks):
+        innermost = f".{stack[-1][0]}." if stack else ""
+        if any(f".{module}." in innermost for module in modules):
             names.append(node.name)
     return names
 
