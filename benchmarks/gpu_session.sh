@@ -60,7 +60,7 @@ export PROFILE_ITERS=${PROFILE_ITERS:-3}
 export WHEELS=${WHEELS:-}   # folder of extra wheels (onnxslim)
 export DEBS=${DEBS:-}       # folder of Debian packages for the C++ build (libpng-dev, nlohmann-json3-dev, zlib1g-dev)
 export OV_SITE=${OV_SITE:-} # cpu_* stages: tar.xz of the openvino wheel's files (the device has no openvino)
-export INT8_IR=${INT8_IR:-} # cpu_* stages: folder with openvino_b1_<H>x<W>_cpu_int8.{xml,bin} made elsewhere
+export INT8_IR=${INT8_IR:-} # cpu_* stages: folder with one int8 OpenVINO IR (.xml + .bin) for the frames' size, made elsewhere
 export CPU_CORES=${CPU_CORES:-2,3} # cpu_* stages: the two cores the 2-thread timings are pinned to
 export TRAIN_STEPS=${TRAIN_STEPS:-120} AMP=${AMP:-bf16}
 BUNDLE=${BUNDLE:-}          # after each stage, a tar.gz of $OUT here (a lease returns few files)
@@ -227,13 +227,13 @@ max_autotune() {  # Triton autotuning of the best compile variant (Inductor's ow
     [ -n "$options" ] || skip "no ok compile row to start from"
     variant best+max-autotune $options --compile-mode max-autotune-no-cudagraphs
 }
-aoti() {  # AOTInductor at full size: built in one process, loaded once in a fresh one (C++ stacks on)
+aoti() {  # AOTInductor at full size: built in one process, verified into the work folder and timed in fresh ones (C++ stacks on)
     local folder="$WORK/aoti" name size
     size=$($PY -c "import sys; from dmphn_core.imageio import list_images, read_image; h, w = read_image(list_images(sys.argv[1])[0]).shape[:2]; print(h, w)" "$FRAMES")
-    name="aoti_b1_${size% *}x${size#* }_${DEVICE}_${PRECISION}.pt2"  # benchmarks.prepare.ArtifactCache.artifact's name
-    mkdir -p "$folder"
+    name="aoti_b1_${size% *}x${size#* }_${DEVICE}_${PRECISION}.pt2"
+    mkdir -p "$folder/built"
     echo "--- build $name (not loaded here)"
-    $PY - "$CKPT" "$folder/$name" $size <<'EOF' || return 1
+    $PY - "$CKPT" "$folder/built/$name" $size <<'EOF' || return 1
 import os, sys
 from dmphn_core.checkpoint import load_checkpoint
 from export.exporter import exporter_for
@@ -241,6 +241,17 @@ model = load_checkpoint(sys.argv[1]).build_model()
 info = exporter_for("aoti").build(model, sys.argv[2], batch=1, height=int(sys.argv[3]), width=int(sys.argv[4]),
                                   device=os.environ["DEVICE"], precision=os.environ["PRECISION"])
 print(*info.get("log_lines", []), sep="\n")
+EOF
+    echo "--- verify it into the work folder's artifact store, in a fresh process"
+    TORCH_SHOW_CPP_STACKTRACES=1 $PY - "$CKPT" "$folder/built/$name" "$folder" $size <<'EOF' || return 1
+import os, sys
+from pathlib import Path
+from dmphn_core.checkpoint import load_checkpoint
+from export.cache import ArtifactStore
+model = load_checkpoint(sys.argv[1]).build_model()
+path = ArtifactStore(Path(sys.argv[3])).adopt(model, "aoti", sys.argv[2], 1, int(sys.argv[4]), int(sys.argv[5]),
+                                              os.environ["DEVICE"], os.environ["PRECISION"])
+print(f"verified as {path}")
 EOF
     echo "--- load and time it in a fresh process"
     TORCH_SHOW_CPP_STACKTRACES=1 variant aoti --runtime aoti --precision "$PRECISION" --workdir "$folder"  # the last --workdir wins
@@ -281,20 +292,24 @@ cpp() {  # the C++ tool's GPU tests (after cpp_build this is an incremental no-o
 # CPU stages: a lent machine's processor may be an Intel Xeon with AMX, which the development
 # machines are only some days; these time #16's CPU runtimes x precisions at 2 threads pinned
 # to CPU_CORES, on the frames in REF (the main table in one process, as the reports need).
-cpu_prep() {  # the float artifacts built and verified with every core (not timed); the int8 IR copied in
+cpu_prep() {  # the float artifacts built and verified with every core (not timed); the int8 IR verified in
     mkdir -p "$WORK/cpu" && $PY - "$CKPT" "$FRAMES" "$WORK/cpu" <<'EOF'
-import sys, time
+import os, sys, time
 from pathlib import Path
 from benchmarks.prepare import ArtifactCache
 from dmphn_core.imageio import list_images, read_image
+from export.cache import ArtifactStore
 height, width = read_image(list_images(sys.argv[2])[0]).shape[:2]
 cache = ArtifactCache(Path(sys.argv[1]), Path(sys.argv[3]))
 for fmt in ("onnx", "openvino"):
     begin = time.perf_counter()
     path = cache.artifact(fmt, 1, height, width, "cpu", "fp32")
     print(f"{path.name}: built and verified in {time.perf_counter() - begin:.1f} s", flush=True)
+if os.environ.get("INT8_IR"):  # NNCF's accuracy control takes too long for a lease: an IR made elsewhere, at the bench's bar
+    (ir,) = sorted(Path(os.environ["INT8_IR"]).glob("*.xml"))
+    path = ArtifactStore(Path(sys.argv[3])).adopt(cache.model, "openvino", ir, 1, height, width, "cpu", "int8", min_psnr=0.0)
+    print(f"{ir} verified as {path.name}", flush=True)
 EOF
-    [ $? -eq 0 ] && { [ -z "$INT8_IR" ] || cp -v "$INT8_IR"/openvino_b1_*_cpu_int8.* "$WORK/cpu/"; }
 }
 cpu_bench() {  # no fp16: OpenVINO fp16 on AVX512-FP16 without AMX-FP16 took the rest of a 300 s cap (2026-11-26)
     PIN=$CPU_CORES cli bench bench_main -c "$CKPT" --runtime torch-ref,torch,ov --precision fp32,bf16,int8 --device cpu --threads 2 \

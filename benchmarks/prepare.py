@@ -1,8 +1,9 @@
 """Turn (runtime, device, precision, shape) into a ready-to-activate runner.
 
 Artifacts (ONNX, TorchScript, .pt2, engines) are exported and verified from one checkpoint into
-a work folder, once per shape, and the time each build took is kept for the report: compile
-cost is reported apart from latency. Which artifact a runtime needs, and which options it
+a work folder (an artifact store: keyed by the weights' digest, toolkit version and exporter
+recipe, every file hashed), once per shape, and the time each build took is kept for the report:
+compile cost is reported apart from latency. Which artifact a runtime needs, and which options it
 takes, its runner class says (``artifact_format``, ``options``).
 """
 
@@ -18,8 +19,8 @@ from dmphn_core.checkpoint import DEMO_CHECKPOINT, Checkpoint, describe_weights,
 from dmphn_core.errors import DMPHNError, RuntimeUnavailable
 from dmphn_core.model import DMPHN
 from dmphn_core.precision import PRECISIONS
-from export.cache import ArtifactStore
-from export.exporter import export_verified, exporter_for
+from export.cache import ArtifactStore, model_digest
+from export.exporter import exporter_for
 from runtimes import runner_class, runtime_names
 from runtimes.base import Runner
 
@@ -111,10 +112,14 @@ class RunnerSpec:
 
 @dataclass
 class ArtifactCache:
-    """Exports each artifact once per (format, batch, shape, device, precision) into ``workdir``.
+    """Exports each artifact once per (model, format, batch, shape, device, precision, toolkit version,
+    exporter recipe) into ``workdir``, an :class:`export.cache.ArtifactStore`.
 
     Every artifact goes through :func:`export.exporter.export_verified`, so a report never
     times a file that disagrees with PyTorch; the build time (export + verification) is kept.
+    The store keys entries by the weights' digest and hashes every file of each entry, so a work
+    folder reused with other weights, a newer toolkit or a changed exporter recipe builds afresh,
+    and a changed or damaged file is rebuilt, never timed.
     """
 
     checkpoint: Path | None
@@ -125,6 +130,7 @@ class ArtifactCache:
     store: ArtifactStore | None = None
     _model: DMPHN | None = None
     _loaded: Checkpoint | None = None
+    _digest: str | None = None
 
     def _checkpoint(self) -> Checkpoint:
         if self._loaded is None:
@@ -136,6 +142,13 @@ class ArtifactCache:
         if self._model is None:
             self._model = self._checkpoint().build_model()
         return self._model
+
+    @property
+    def digest(self) -> str:
+        """The model's content digest, the store's first key (computed once: it hashes every weight)."""
+        if self._digest is None:
+            self._digest = model_digest(self.model)
+        return self._digest
 
     @property
     def weights(self) -> str:
@@ -151,24 +164,20 @@ class ArtifactCache:
         exporter = exporter_for(fmt)
         precision = precision if precision in exporter.precisions else "fp32"
         device = device if device in exporter.devices else exporter.devices[0]
-        if self.store is not None and exporter.source_format is None:
-            begin = time.perf_counter()
-            path, built = self.store.get(self.model, fmt, batch, height, width, device, precision)
-            if built:
-                self.build_seconds[path.name] = time.perf_counter() - begin
-            return path
-        path = self.workdir / f"{fmt}_b{batch}_{height}x{width}_{device}_{precision}{exporter.suffix}"
-        if not path.exists():
-            options: dict[str, Any] = exporter.cache_options(self.workdir)
-            if exporter.source_format is not None:  # e.g. an engine is built from the cached ONNX
-                options["source"] = self.artifact(exporter.source_format, batch, height, width, device, "fp32")
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            begin = time.perf_counter()
+        options: dict[str, Any] = {}
+        if self.store is None:
+            store = ArtifactStore(self.workdir)
             # A quantized artifact's quality is what parity reports, against its own bar; here it is
             # only refused when it is broken (non-finite, or nothing like the model: under 0 dB).
-            min_psnr = 0.0 if precision == "int8" else None
-            export_verified(fmt, self.model, path, batch=batch, height=height, width=width, device=device,
-                            precision=precision, min_psnr=min_psnr, log=None, **options)
+            if precision == "int8":
+                options["min_psnr"] = 0.0
+        else:
+            store = self.store  # --record: exactly the entries --runtime auto runs, at their own bars
+        if exporter.source_format is not None:  # e.g. an engine is built from the stored ONNX
+            options["source"] = self.artifact(exporter.source_format, batch, height, width, device, "fp32")
+        begin = time.perf_counter()
+        path, built = store.get(self.model, fmt, batch, height, width, device, precision, digest=self.digest, **options)
+        if built:
             self.build_seconds[path.name] = time.perf_counter() - begin
         return path
 

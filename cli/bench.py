@@ -50,7 +50,7 @@ CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="
 RuntimeOpt = Annotated[str, typer.Option("--runtime", "-r", help=f"comma list of {', '.join(runtime_names())}, or 'all'")]
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available)")]
 PrecisionOpt = Annotated[str, typer.Option(help=f"comma list of {', '.join(PRECISIONS)} (pairs a runtime cannot do are skipped rows)")]
-WorkdirOpt = Annotated[Path | None, typer.Option(help="keep exported artifacts here (default: a temporary folder)")]
+WorkdirOpt = Annotated[Path | None, typer.Option(help="keep exported artifacts here, reused by later runs with the same weights, toolkit and recipe (hashed; default: a temporary folder)")]
 CompileModeOpt = Annotated[str, typer.Option(help=f"torch.compile mode: {', '.join(COMPILE_MODES)}")]
 CudaGraphOpt = Annotated[bool, typer.Option("--cuda-graph", help="capture TensorRT / torch.compile runs in a CUDA graph")]
 EmulatedOpt = Annotated[bool, typer.Option("--allow-emulated", help="also run pairs this machine only emulates (bf16 in PyTorch on a CPU without bf16 instructions: about 10x slower than fp32); skipped rows otherwise")]

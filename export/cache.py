@@ -97,20 +97,37 @@ class ArtifactStore:
             self.invalidate(path, fmt, problem)
         return self._build(model, fmt, path, batch, height, width, device, precision, **options), True
 
+    def adopt(self, model: DMPHN, fmt: str, source: str | os.PathLike, batch: int, height: int, width: int, device: str,
+              precision: str, *, digest: str | None = None, **options: Any) -> Path:
+        """Take an artifact built elsewhere (another process or machine) in as the entry for these settings:
+        verified against ``model`` like an export (``options``: the verification's, e.g. ``min_psnr``)
+        and hashed, replacing any entry there; or refused (:class:`export.exporter.ExportFailed`,
+        :class:`DMPHNError` for missing files), the store left as it was."""
+        digest = digest or model_digest(model)
+        path = self.path(digest, fmt, batch, height, width, device, precision)
+        return self._build(model, fmt, path, batch, height, width, device, precision, prebuilt=Path(source), **options)
+
     def _build(self, model: DMPHN, fmt: str, path: Path, batch: int, height: int, width: int, device: str,
                precision: str, **options: Any) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         options = {**exporter_for(fmt).cache_options(self.root), **options}  # e.g. one TensorRT timing cache for all models
-        self.notice(f"one-time export: building and verifying the {fmt} {precision} artifact for {width}x{height} WxH "
-                    f"on {device}; later calls at this size reuse it{self._last_export(fmt, device, precision)}")
+        if options.get("prebuilt") is not None:
+            self.notice(f"verifying {options['prebuilt']} as the {fmt} {precision} artifact for {width}x{height} WxH on {device}")
+        else:
+            self.notice(f"one-time export: building and verifying the {fmt} {precision} artifact for {width}x{height} WxH "
+                        f"on {device}; later calls at this size reuse it{self._last_export(fmt, device, precision)}")
         started = time.perf_counter()
         _, verification = export_verified(fmt, model, path, batch=batch, height=height, width=width, device=device,
                                           precision=precision, log=None, **options)
         record = {"files": file_hashes(path, fmt), "format": fmt, "toolkit": __version__, "torch": torch.__version__,
-                  "shape": [batch, 3, height, width], "export_seconds": round(time.perf_counter() - started, 1),
-                  "verified_psnr_db": verification.min_psnr_db, "verification": verification.to_dict()}
+                  "shape": [batch, 3, height, width], "verified_psnr_db": verification.min_psnr_db,
+                  "verification": verification.to_dict()}
+        if options.get("prebuilt") is not None:
+            record["prebuilt"] = str(options["prebuilt"])  # no export time: it was built elsewhere
+        else:
+            record["export_seconds"] = round(time.perf_counter() - started, 1)
         write_text_atomic(self._record(path), strict_json(record, indent=2))
-        self._say(f"cache: built and verified {path}")
+        self._say(f"cache: {'verified' if 'prebuilt' in record else 'built and verified'} {path}")
         return path
 
     def invalidate(self, path: Path, fmt: str, problem: str) -> None:

@@ -17,6 +17,7 @@ import functools
 import importlib
 import os
 import pkgutil
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,12 +113,15 @@ def export_verified(
     report: str | os.PathLike | None = None,
     runner_options: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = print,
+    prebuilt: str | os.PathLike | None = None,
     **options: Any,
 ) -> tuple[dict[str, Any], VerificationReport]:
     """Export ``model`` as ``fmt`` to ``output``, verified; raise :class:`ExportFailed` (nothing written) if it fails.
 
     ``verify_shapes``: ``(batch, height, width)`` to verify at (default: the export shape);
     ``options`` go to the exporter's ``build``; ``runner_options`` to the verifying runner.
+    ``prebuilt``: an artifact of ``fmt`` built elsewhere (another process or machine): copied
+    instead of exported, then verified and written the same way.
     """
     exporter = exporter_for(fmt)
     check_precision(precision, exporter.precisions, f"{fmt} precision")
@@ -133,8 +137,11 @@ def export_verified(
     with atomic_path(output) as tmp:
         staged = exporter.companions(tmp)
         try:
-            info = exporter.build(model, tmp, batch=batch, height=height, width=width, device=device,
-                                  precision=precision, **options)
+            if prebuilt is None:
+                info = exporter.build(model, tmp, batch=batch, height=height, width=width, device=device,
+                                      precision=precision, **options)
+            else:
+                info = _stage_prebuilt(exporter, Path(prebuilt), tmp)
             for line in info.pop("log_lines", []):
                 emit(line)
             runner = runner_class(exporter.runtime)(tmp, device=device, precision=precision, **(runner_options or {}))
@@ -156,6 +163,19 @@ def export_verified(
     for written in (output, *exporter.companions(output)):
         emit(f"wrote {written}")
     return info, verification
+
+
+def _stage_prebuilt(exporter: Exporter, source: Path, staged: Path) -> dict[str, Any]:
+    """Copy the artifact at ``source`` (every file of it) to the staging name ``staged``; the export info."""
+    if not source.is_file():
+        raise DMPHNError(f"prebuilt {exporter.format} artifact {source} does not exist")
+    shutil.copyfile(source, staged)
+    # after the main file: an ONNX graph names its external-data files itself
+    for companion, target in zip(exporter.companions(source), exporter.companions(staged)):
+        if not companion.is_file():
+            raise DMPHNError(f"prebuilt {exporter.format} artifact {source} lacks {companion.name}")
+        shutil.copyfile(companion, target)
+    return {"prebuilt": str(source)}
 
 
 __all__ = ["ExportFailed", "Exporter", "export_verified", "exporter_for", "exporters"]

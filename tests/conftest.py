@@ -219,6 +219,20 @@ def aoti_package(tmp_path_factory) -> tuple[Path, DMPHN]:
     return path, model
 
 
+def seed_work_folder(workdir: Path, checkpoint: Path | None, source: Path, fmt: str, batch: int, height: int,
+                     width: int, device: str, precision: str) -> Path:
+    """Adopt an artifact this run already exported (``source``, its other files beside it) into
+    ``workdir``, the benchmark's artifact store, as the entry ``dmphn-bench`` would build for
+    ``checkpoint`` (None: the demo weights): verified and hashed like any entry, at the bench's
+    bar, so a test times it instead of exporting it again. Returns the entry's path."""
+    from dmphn_core.checkpoint import DEMO_CHECKPOINT, load_checkpoint
+    from export.cache import ArtifactStore
+
+    model = load_checkpoint(checkpoint or DEMO_CHECKPOINT).build_model()
+    bar = {"min_psnr": 0.0} if precision == "int8" else {}  # benchmarks.prepare.ArtifactCache.artifact's
+    return ArtifactStore(workdir).adopt(model, fmt, source, batch, height, width, device, precision, **bar)
+
+
 def aoti_checkpoint(package: Path) -> Path:
     """The checkpoint :func:`aoti_package` was exported from."""
     return package.with_name(package.stem + "_checkpoint.pt")

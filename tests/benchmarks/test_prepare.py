@@ -60,3 +60,19 @@ def test_every_registered_runtime_has_a_preparation_rule(runtime, make_checkpoin
         pytest.skip("building a .pt2 costs ~40 s; the aoti rule is exercised by test_bench_cli")
     runner, _ = make_runner(spec, cache, 1, 16, 16)
     assert runner.runtime == runtime and runner.name == spec.label and not runner.is_active
+
+
+def test_work_folder_is_keyed_by_the_weights_and_rebuilds_a_changed_file(make_checkpoint, tmp_path):
+    """A work folder reused with other weights must not time the first weights' artifact (it once
+    looked artifacts up by format and shape only), and an artifact whose file changed is rebuilt."""
+    first_cache = ArtifactCache(make_checkpoint(1, seed=1), tmp_path)
+    first = first_cache.artifact("onnx", 1, 16, 16, "cpu", "fp32")
+    assert first_cache.seconds_for(first) is not None  # built
+    again = ArtifactCache(make_checkpoint(1, seed=1), tmp_path)
+    assert again.artifact("onnx", 1, 16, 16, "cpu", "fp32") == first and again.seconds_for(first) is None
+    other = ArtifactCache(make_checkpoint(1, seed=2), tmp_path).artifact("onnx", 1, 16, 16, "cpu", "fp32")
+    assert other != first and other.is_file() and first.is_file()
+    first.write_bytes(first.read_bytes() + b"\0")
+    rebuilt = ArtifactCache(make_checkpoint(1, seed=1), tmp_path)
+    assert rebuilt.artifact("onnx", 1, 16, 16, "cpu", "fp32") == first and rebuilt.seconds_for(first) is not None
+    assert not first.read_bytes().endswith(b"\0")

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import shutil
 
 import pytest
 import torch
@@ -30,19 +29,19 @@ def shared(aoti_package, tmp_path_factory):
 
     The checkpoint is the run's shared AOTInductor package's (conftest ``aoti_package``: DMPHN-1-2,
     seed 21, 32x64, dynamic batch, made and verified by ``dmphn-export aoti``), and that package is
-    put in the work folder under the name the benchmark's cache looks for: a second compile
-    (~40 s) would time the same graph. DMPHN-1-2: two levels keep the per-patch reference a
-    different computation from the static form (what 'vs ref' compares) at half the graph of
-    1-2-4-8, so torch.compile compiles about twice as fast; every hierarchy's parity is tested in
+    put in the work folder's artifact store as the entry the benchmark would build (the store hashes
+    it like any entry): a second compile (~40 s) would make the same graph. DMPHN-1-2: two levels
+    keep the per-patch reference a different computation from the static form (what 'vs ref'
+    compares) at half the graph of 1-2-4-8, so torch.compile compiles about twice as fast; every hierarchy's parity is tested in
     tests/dmphn_core and tests/export.
     """
-    from tests.conftest import aoti_checkpoint
+    from tests.conftest import aoti_checkpoint, seed_work_folder
 
     package, _ = aoti_package
+    checkpoint = aoti_checkpoint(package)
     workdir = tmp_path_factory.mktemp("bench") / "artifacts"
-    workdir.mkdir()
-    shutil.copyfile(package, workdir / "aoti_b1_32x64_cpu_fp32.pt2")  # benchmarks.prepare.ArtifactCache.artifact
-    return aoti_checkpoint(package), workdir
+    seed_work_folder(workdir, checkpoint, package, "aoti", 1, 32, 64, "cpu", "fp32")
+    return checkpoint, workdir
 
 
 @pytest.mark.slow  # compiles torch.compile and needs the run's AOTInductor package (30-70 s on 2 cores)
@@ -342,7 +341,7 @@ def test_prepare_only_builds_artifacts_so_the_timed_run_only_times(make_checkpoi
               "--threads", "1", "--workdir", str(tmp_path / "w")]
     result = cli.invoke(bench_app, [*common, "--prepare-only"])
     assert result.exit_code == 0 and "ready ort-cpu-fp32 batch 1 32x64 (built in" in result.output, result.output
-    assert (tmp_path / "w" / "onnx_b1_32x64_cpu_fp32.onnx").is_file()
+    assert len(list((tmp_path / "w").glob("*/onnx_cpu_fp32_b1_32x64_*.onnx"))) == 1
     json_path = tmp_path / "b.json"
     result = cli.invoke(bench_app, [*common, "--warmup", "0", "--iters", "1", "--rounds", "1", "--json", str(json_path)])
     (row,) = _strict_loads(json_path.read_text())

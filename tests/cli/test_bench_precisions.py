@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 from typer.testing import CliRunner
 
@@ -30,12 +29,12 @@ def test_unsupported_pairs_are_skipped_rows_not_a_fatal_error(make_checkpoint, t
 
 def test_parity_of_ov_int8_reports_psnr(ov_int8_demo, tmp_path):
     """The int8 IR (the run's shared ``ov_int8_demo``, made without accuracy control: too slow here)
-    is put in the work folder beforehand, under the name benchmarks.prepare.ArtifactCache.artifact looks for."""
+    is put in the work folder's artifact store beforehand, as the entry the command would build."""
+    from tests.conftest import seed_work_folder
+
     path, _, _ = ov_int8_demo
     workdir = tmp_path / "w"
-    workdir.mkdir()
-    shutil.copyfile(path, workdir / "openvino_b1_32x64_cpu_int8.xml")
-    shutil.copyfile(path.with_suffix(".bin"), workdir / "openvino_b1_32x64_cpu_int8.bin")
+    seed_work_folder(workdir, None, path, "openvino", 1, 32, 64, "cpu", "int8")
     json_path = tmp_path / "parity.json"
     result = cli.invoke(parity_app, [
         "--runtime", "ov", "--precision", "bf16,int8", "--device", "cpu", "--shape", SHAPE,

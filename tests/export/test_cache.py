@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dmphn_core.checkpoint import save_checkpoint
+from dmphn_core.errors import DMPHNError
 from dmphn_core.fileio import file_sha256
 from export import cache as cache_module
 from export.cache import ArtifactStore, CachedArtifactRunner, model_digest, pick_fast_runtime, runner_for_model
@@ -153,6 +154,45 @@ def test_an_artifact_runtime_with_a_checkpoint_exports_through_the_cache(tmp_pat
     save_checkpoint(path, random_model(1), training={})
     runner = runner_for_model(path, "ort", "cpu", cache=tmp_path / "cache", log=None)
     assert isinstance(runner, CachedArtifactRunner) and runner.inner == "ort"
+
+
+# -- an artifact built elsewhere enters only verified ---------------------------------------------------------
+
+def test_an_artifact_built_elsewhere_is_adopted_verified_and_hashed(built_store, tmp_path, monkeypatch):
+    model = random_model(1)
+    (elsewhere,) = built_store.glob("*/onnx_cpu_fp32_b1_*.onnx")
+    store = ArtifactStore(tmp_path / "store")
+    path = store.adopt(model, "onnx", elsewhere, 1, H, W, "cpu", "fp32")
+    assert path.read_bytes() == elsewhere.read_bytes()
+    record = json.loads(store._record(path).read_text())
+    assert record["prebuilt"] == str(elsewhere) and record["files"] == {path.name: file_sha256(path)}
+    assert record["verified_psnr_db"] > 60 and "export_seconds" not in record
+    monkeypatch.setattr(cache_module, "export_verified", lambda *a, **k: pytest.fail("exported again"))
+    assert store.get(model, "onnx", 1, H, W, "cpu", "fp32") == (path, False)
+
+
+def test_an_artifact_of_other_weights_is_refused_and_nothing_is_written(built_store, tmp_path):
+    from export.exporter import ExportFailed
+
+    (elsewhere,) = built_store.glob("*/onnx_cpu_fp32_b1_*.onnx")
+    store = ArtifactStore(tmp_path / "store")
+    with pytest.raises(ExportFailed, match="failed verification"):
+        store.adopt(random_model(1, seed=7), "onnx", elsewhere, 1, H, W, "cpu", "fp32")
+    assert not [f for f in (tmp_path / "store").rglob("*") if f.is_file()]
+
+
+def test_adopting_an_openvino_ir_copies_its_weights_file(tmp_path):
+    pytest.importorskip("openvino", reason="the OpenVINO runtime is not installed")
+    model = random_model(1)
+    built, _ = ArtifactStore(tmp_path / "built").get(model, "openvino", 1, H, W, "cpu", "fp32")
+    store = ArtifactStore(tmp_path / "store")
+    path = store.adopt(model, "openvino", built, 1, H, W, "cpu", "fp32")
+    assert path.with_suffix(".bin").read_bytes() == built.with_suffix(".bin").read_bytes()
+    assert set(json.loads(store._record(path).read_text())["files"]) == {path.name, path.with_suffix(".bin").name}
+    built.with_suffix(".bin").unlink()
+    with pytest.raises(DMPHNError, match="lacks"):
+        store.adopt(model, "openvino", built, 1, H, W, "cpu", "fp32")
+    assert store.get(model, "openvino", 1, H, W, "cpu", "fp32") == (path, False)  # the store as it was
 
 
 # -- every file of an entry is hashed; a bad entry is rebuilt, never fatal (issue #27 items 1, 7) ----------

@@ -367,7 +367,6 @@ def test_fake_fp16_overflow_probe_feeds_blurred_frames(fake_trt, chain_onnx, tmp
 def test_artifact_caches_give_engines_a_timing_cache_in_their_folder(tmp_path, monkeypatch):
     """The benchmark's cache and the per-user store both build engines with a timing cache they keep,
     so a second process does not time every 720p tactic again."""
-    import benchmarks.prepare
     from benchmarks.prepare import ArtifactCache
     from export import cache as export_cache
     from export.trt_timing_cache import CACHE_FILE_NAME
@@ -381,7 +380,6 @@ def test_artifact_caches_give_engines_a_timing_cache_in_their_folder(tmp_path, m
             sidecar_path(path).write_text("{}")
         return {}, type("Report", (), {"to_dict": lambda self: {}, "min_psnr_db": None})()
 
-    monkeypatch.setattr(benchmarks.prepare, "export_verified", fake_export)
     monkeypatch.setattr(export_cache, "export_verified", fake_export)
     ArtifactCache(None, tmp_path / "bench").artifact("tensorrt", 1, FH, FW, "cuda", "fp16")
     assert seen.pop("tensorrt")["timing_cache"] == tmp_path / "bench" / CACHE_FILE_NAME
