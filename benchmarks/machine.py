@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import re
+import shlex
 import sys
 from importlib import metadata
 from typing import Any
@@ -37,6 +38,17 @@ def _version(package: str) -> str | None:
         return None
 
 
+def command_line(argv: list[str] | None = None, orig_argv: list[str] | None = None) -> str:
+    """The command that produced a result, as a shell would take it back. Under ``python -c CODE``
+    ``sys.argv[0]`` is just "-c", so the interpreter's own argument list (with CODE) is used instead."""
+    argv = sys.argv if argv is None else argv
+    if argv and argv[0] == "-c":
+        orig = getattr(sys, "orig_argv", []) if orig_argv is None else orig_argv
+        if orig:
+            return shlex.join([os.path.basename(orig[0]), *orig[1:]])
+    return shlex.join([os.path.basename(argv[0]) if argv else "?", *argv[1:]])
+
+
 def machine_info(device: str = "cpu") -> dict[str, Any]:
     info: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -51,7 +63,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
         "tensorrt": _version("tensorrt"),
         "openvino": _version("openvino"),
         "nncf": _version("nncf"),
-        "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
+        "command": command_line(),
     }
     if device == "cuda" and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
@@ -59,4 +71,4 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
-__all__ = ["ISA_FEATURES", "cpu_clock_ghz", "cpu_features", "machine_info"]  # the CPU facts live in dmphn_core.cpu
+__all__ = ["ISA_FEATURES", "command_line", "cpu_clock_ghz", "cpu_features", "machine_info"]  # the CPU facts live in dmphn_core.cpu
