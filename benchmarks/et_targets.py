@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import round_ratios
 from dmphn_core.fileio import strict_json, write_text_atomic
 
 FP32_MAX_VS_ORT = 1.10
@@ -46,14 +47,6 @@ def _size(row: dict[str, Any]) -> str:
     return f"{row['height']}x{row['width']}"
 
 
-def _round_ratio_median(numerator: dict[str, Any], denominator: dict[str, Any]) -> float | None:
-    """Median over rounds of numerator / denominator round medians (None without two matching rounds)."""
-    top, bottom = numerator.get("round_p50_ms") or [], denominator.get("round_p50_ms") or []
-    if len(top) != len(bottom) or len(top) < 2:
-        return None
-    return statistics.median(a / b for a, b in zip(top, bottom))
-
-
 def _verdict(target: str, size: str, source: str, figures: dict[str, float | None], meets) -> dict[str, Any]:
     """Met when every figure the report has meets the target (and it has at least one)."""
     known = {name: round(value, 3) for name, value in figures.items() if value is not None}
@@ -68,8 +61,9 @@ def judge(bench: dict[str, list[dict[str, Any]]], parity: dict[str, list[dict[st
     for source, rows in bench.items():
         et_fp32, ort_fp32 = _timed_row(rows, "et", "fp32"), _timed_row(rows, "ort", "fp32")
         if et_fp32 is not None and ort_fp32 is not None:
+            ratios = round_ratios(et_fp32, ort_fp32)
             figures = {"headline": et_fp32["p50_ms"] / ort_fp32["p50_ms"],
-                       "per_round_median": _round_ratio_median(et_fp32, ort_fp32)}
+                       "per_round_median": statistics.median(ratios) if ratios else None}
             verdicts.append(_verdict("et fp32 / ort fp32 <= 1.10", _size(et_fp32), source, figures,
                                      lambda ratio: ratio <= FP32_MAX_VS_ORT))
         et_int8 = _timed_row(rows, "et", "int8")

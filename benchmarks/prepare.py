@@ -164,15 +164,13 @@ class ArtifactCache:
         exporter = exporter_for(fmt)
         precision = precision if precision in exporter.precisions else "fp32"
         device = device if device in exporter.devices else exporter.devices[0]
+        # --record: exactly the entries --runtime auto runs (self.store), at their own bars
+        store = self.store or ArtifactStore(self.workdir)
         options: dict[str, Any] = {}
-        if self.store is None:
-            store = ArtifactStore(self.workdir)
+        if self.store is None and precision == "int8":
             # A quantized artifact's quality is what parity reports, against its own bar; here it is
             # only refused when it is broken (non-finite, or nothing like the model: under 0 dB).
-            if precision == "int8":
-                options["min_psnr"] = 0.0
-        else:
-            store = self.store  # --record: exactly the entries --runtime auto runs, at their own bars
+            options["min_psnr"] = 0.0
         if exporter.source_format is not None:  # e.g. an engine is built from the stored ONNX
             options["source"] = self.artifact(exporter.source_format, batch, height, width, device, "fp32")
         begin = time.perf_counter()

@@ -53,10 +53,19 @@ def add_speedups(rows: list[dict[str, Any]]) -> None:
         base = baselines.get((row["device"], row["batch"], row["height"], row["width"]))
         if base:
             row["speedup_vs_ref"] = base["p50_ms"] / row["p50_ms"]
-            base_rounds, own_rounds = base.get("round_p50_ms") or [], row.get("round_p50_ms") or []
-            if len(own_rounds) >= 2 and len(own_rounds) == len(base_rounds):
-                row["speedup_vs_ref_rounds"] = [ref / own for ref, own in zip(base_rounds, own_rounds)]
-                row["speedup_vs_ref_round_median"] = statistics.median(row["speedup_vs_ref_rounds"])
+            ratios = round_ratios(base, row)
+            if ratios is not None:
+                row["speedup_vs_ref_rounds"] = ratios
+                row["speedup_vs_ref_round_median"] = statistics.median(ratios)
+
+
+def round_ratios(numerator: dict[str, Any], denominator: dict[str, Any]) -> list[float] | None:
+    """``numerator``'s round medians over ``denominator``'s, round by round (rows timed in the same
+    rounds); None unless both rows have the same number of rounds, at least two."""
+    top, bottom = numerator.get("round_p50_ms") or [], denominator.get("round_p50_ms") or []
+    if len(top) < 2 or len(top) != len(bottom):
+        return None
+    return [a / b for a, b in zip(top, bottom)]
 
 
 def flag_spread(rows: list[dict[str, Any]], limit: float = SPREAD_LIMIT) -> None:

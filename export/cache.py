@@ -111,8 +111,9 @@ class ArtifactStore:
                precision: str, **options: Any) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         options = {**exporter_for(fmt).cache_options(self.root), **options}  # e.g. one TensorRT timing cache for all models
-        if options.get("prebuilt") is not None:
-            self.notice(f"verifying {options['prebuilt']} as the {fmt} {precision} artifact for {width}x{height} WxH on {device}")
+        prebuilt = options.get("prebuilt")  # adopt(): built elsewhere, only verified here
+        if prebuilt is not None:
+            self.notice(f"verifying {prebuilt} as the {fmt} {precision} artifact for {width}x{height} WxH on {device}")
         else:
             self.notice(f"one-time export: building and verifying the {fmt} {precision} artifact for {width}x{height} WxH "
                         f"on {device}; later calls at this size reuse it{self._last_export(fmt, device, precision)}")
@@ -122,12 +123,12 @@ class ArtifactStore:
         record = {"files": file_hashes(path, fmt), "format": fmt, "toolkit": __version__, "torch": torch.__version__,
                   "shape": [batch, 3, height, width], "verified_psnr_db": verification.min_psnr_db,
                   "verification": verification.to_dict()}
-        if options.get("prebuilt") is not None:
-            record["prebuilt"] = str(options["prebuilt"])  # no export time: it was built elsewhere
+        if prebuilt is not None:
+            record["prebuilt"] = str(prebuilt)  # no export time: it was built elsewhere
         else:
             record["export_seconds"] = round(time.perf_counter() - started, 1)
         write_text_atomic(self._record(path), strict_json(record, indent=2))
-        self._say(f"cache: {'verified' if 'prebuilt' in record else 'built and verified'} {path}")
+        self._say(f"cache: {'built and ' if prebuilt is None else ''}verified {path}")
         return path
 
     def invalidate(self, path: Path, fmt: str, problem: str) -> None:
